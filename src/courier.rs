@@ -1,0 +1,179 @@
+//! Couriers: the application's side of the CommsChannel. Each courier keeps
+//! its own latest data fresh and says, through its [`Mandate`], how urgently
+//! and how importantly it wants to send; the engine decides which couriers
+//! fill each packet.
+
+use std::any::Any;
+use std::time::Instant;
+
+use crate::crypto::NodeId;
+
+/// A courier's wire id. Both ends must register the same id for the same
+/// kind of courier. Ids `0xff00..` are reserved for octolink's own couriers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CourierId(pub u16);
+
+/// What a courier asks of the engine, re-read before every scheduling
+/// decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mandate {
+    /// 0 (least) to 255 (most important).
+    pub priority: u8,
+    /// When the courier next wants a send opportunity; `None` means it has
+    /// nothing to send. An instant in the past means overdue.
+    pub next_send: Option<Instant>,
+    /// The most bytes it will write per opportunity.
+    pub max_payload: u16,
+    /// Whether it wants send opportunities at all.
+    pub send_active: bool,
+    /// Whether it accepts received data; if not, its frames are dropped.
+    pub receive_active: bool,
+}
+
+impl Mandate {
+    /// A mandate that neither sends nor receives.
+    pub fn idle() -> Self {
+        Self {
+            priority: 0,
+            next_send: None,
+            max_payload: 0,
+            send_active: false,
+            receive_active: false,
+        }
+    }
+
+    /// The instant this courier is due, if it wants to send at all.
+    pub fn due(&self) -> Option<Instant> {
+        if self.send_active && self.max_payload > 0 {
+            self.next_send
+        } else {
+            None
+        }
+    }
+}
+
+/// Which sessions a courier serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CourierScope {
+    /// One peer's session (a remote's private conversation with one agent).
+    Peer(NodeId),
+    /// Every established session: each payload written is sent to all
+    /// active peers (an agent broadcasting to its controls).
+    Broadcast,
+}
+
+/// What the engine tells a courier about the opportunity or the arrival.
+#[derive(Debug, Clone, Copy)]
+pub struct CourierContext {
+    pub now: Instant,
+    /// The peer the data goes to or came from; `None` for a broadcast
+    /// opportunity, whose payload goes to every session.
+    pub peer: Option<NodeId>,
+}
+
+/// A bounded window into the packet being built. Writes that do not fit
+/// fail; nothing can be written past the courier's share of the packet.
+#[derive(Debug)]
+pub struct PayloadWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+/// The payload writer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("payload does not fit in this send opportunity")]
+pub struct PayloadFull;
+
+impl<'a> PayloadWriter<'a> {
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        Self { buf, len: 0 }
+    }
+
+    /// Bytes still available.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends `bytes` whole, or nothing.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), PayloadFull> {
+        let end = self.len + bytes.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(PayloadFull)?;
+        dst.copy_from_slice(bytes);
+        self.len = end;
+        Ok(())
+    }
+
+    /// The unwritten space, for in-place encoders; follow with [`Self::advance`].
+    pub fn spare(&mut self) -> &mut [u8] {
+        &mut self.buf[self.len..]
+    }
+
+    /// Marks `n` bytes of [`Self::spare`] as written.
+    pub fn advance(&mut self, n: usize) -> Result<(), PayloadFull> {
+        if n > self.remaining() {
+            return Err(PayloadFull);
+        }
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// A courier: one kind of application data on the channel.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use octolink::{Courier, CourierContext, Mandate, PayloadWriter};
+///
+/// /// Sends the latest battery voltage 10 times a second.
+/// struct Battery { millivolts: u16, next: Instant }
+///
+/// impl Courier for Battery {
+///     fn mandate(&self) -> Mandate {
+///         Mandate { priority: 50, next_send: Some(self.next), max_payload: 2,
+///                   send_active: true, receive_active: false }
+///     }
+///     fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
+///         if out.write(&self.millivolts.to_be_bytes()).is_ok() {
+///             self.next = ctx.now + Duration::from_millis(100);
+///         }
+///     }
+///     fn on_receive(&mut self, _ctx: &CourierContext, _payload: &[u8]) {}
+/// }
+/// ```
+pub trait Courier: Any + Send {
+    /// The courier's current wishes. Called often; keep it cheap.
+    fn mandate(&self) -> Mandate;
+    /// Write at most `out.remaining()` bytes. Writing nothing is allowed, but
+    /// then the mandate should stop asking, or the engine backs off 1 ms.
+    fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>);
+    /// A payload arrived for this courier. It is untrusted input: it is
+    /// authentic (from a trusted peer) but may be malformed.
+    fn on_receive(&mut self, ctx: &CourierContext, payload: &[u8]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_writer_never_writes_past_its_window() {
+        let mut buf = [0u8; 4];
+        let mut w = PayloadWriter::new(&mut buf);
+        w.write(b"abc").unwrap();
+        assert_eq!(w.write(b"de"), Err(PayloadFull));
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.advance(2), Err(PayloadFull));
+        w.spare()[0] = b'z';
+        w.advance(1).unwrap();
+        assert_eq!(&buf, b"abcz");
+    }
+}

@@ -1,0 +1,409 @@
+//! The SYN / SYN-ACK / ACK exchange as the endpoint runs it: trust checks,
+//! the signature rate limit, the reply cache, the ID duel and the seed's
+//! rules for a SYN that arrives on an established session.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::peer::{AnsweredSyn, Confirming, DeferredSyn, Outgoing};
+use super::Endpoint;
+use crate::crypto::NodeId;
+use crate::event::{Alert, DisconnectReason, Event};
+use crate::handshake::{self as hs, Transcript, ACK_LABEL, SYN_ACK_LABEL, SYN_LABEL};
+use crate::session::{Session, SessionParams};
+use crate::stats::DropReason;
+use crate::wire::{HandshakeFields, HsAck, Syn, SynAck, HS_NONCE_LEN};
+
+impl Endpoint {
+    fn nonce(&mut self) -> [u8; HS_NONCE_LEN] {
+        let mut n = [0u8; HS_NONCE_LEN];
+        self.rng.fill_bytes(&mut n);
+        n
+    }
+
+    /// Signs and sends a new SYN to `peer`, unless one was signed too
+    /// recently (then the liveness timer retries later).
+    pub(crate) fn start_attempt(&mut self, now: Instant, peer: NodeId) {
+        let Some(assoc) = self.trust.get(&peer) else { return };
+        let Some(addr) = assoc.best_address() else { return };
+        let responder_sig_len = assoc.public_key.signature_len();
+        let interval = self.cfg.signature_interval;
+        let Some(p) = self.peers.get(&peer) else { return };
+        if p.last_attempt_signature.is_some_and(|t| now < t + interval) {
+            return;
+        }
+        let local_id = self.new_session_id();
+        let (secret, ephemeral) = hs::ephemeral(&mut self.rng);
+        let syn = Syn {
+            initiator: self.identity.id().0,
+            responder: peer.0,
+            session_id: local_id,
+            nonce: self.nonce(),
+            ephemeral,
+            timestamp_us: self.wall_us(now),
+            max_datagram: self.cfg.max_datagram as u16,
+        };
+        // Pad so the SYN-ACK (signed with the responder's key) is never
+        // larger than our SYN: the responder refuses to amplify.
+        let syn_ack_len = hs::message_len(&placeholder_syn_ack(), 1, responder_sig_len);
+        let (datagram, transcript) = hs::sign_message(
+            &syn,
+            0,
+            SYN_LABEL,
+            &Transcript::default(),
+            &self.identity,
+            &mut self.rng,
+            syn_ack_len,
+        );
+        self.stats.rsa_signatures += 1;
+        self.stats.handshakes_started += 1;
+        let wall_ms = self.wall_ms(now);
+        if let Some(a) = self.trust.get_mut(&peer) {
+            a.note_attempt(wall_ms);
+        }
+        let rto = self.cfg.handshake_initial_rto;
+        let p = self.peers.entry(peer).or_default();
+        if let Some(old) = p.outgoing.take() {
+            self.by_session.remove(&old.local_id);
+        }
+        p.last_attempt_signature = Some(now);
+        p.liveness.last_probe = Some(now);
+        p.outgoing = Some(Outgoing {
+            local_id,
+            addr,
+            secret: Some(secret),
+            ephemeral,
+            syn: datagram.clone(),
+            transcript,
+            started: now,
+            next_resend: now + rto,
+            rto,
+        });
+        self.by_session.insert(local_id, peer);
+        tracing::debug!(peer = %peer.short(), "SYN sent");
+        self.queue_handshake(addr, datagram);
+    }
+
+    /// Charges one RSA verification to the endpoint-wide budget.
+    fn may_verify(&mut self, now: Instant) -> bool {
+        if self.verify_budget.take(now) {
+            self.stats.rsa_verifications += 1;
+            true
+        } else {
+            self.drop_datagram(DropReason::VerifyBudget);
+            false
+        }
+    }
+
+    pub(crate) fn handle_syn(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let m = match Syn::decode(datagram) {
+            Ok(m) => m,
+            Err(e) => return self.drop_datagram(e.into()),
+        };
+        if m.msg.responder != self.identity.id().0 {
+            return self.drop_datagram(DropReason::NotForUs);
+        }
+        let peer = NodeId(m.msg.initiator);
+        let Some(key) = self.trust.get(&peer).map(|a| a.public_key.clone()) else {
+            return self.drop_datagram(DropReason::UntrustedKey);
+        };
+        if m.signature.len() != key.signature_len() {
+            return self.drop_datagram(DropReason::BadSignature);
+        }
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(m.signed)
+            .chain_update(m.signature)
+            .finalize()
+            .into();
+        let p = self.peers.entry(peer).or_default();
+        // A re-sent SYN we already answered: the same answer, no new signature.
+        let cached = p
+            .answered
+            .as_ref()
+            .filter(|a| a.digest == digest && a.syn_ack.len() <= datagram.len())
+            .map(|a| (a.local_id, a.syn_ack.clone()));
+        if let Some((local_id, reply)) = cached {
+            if p.session_by_local_id(local_id).is_some() {
+                self.stats.whole += 1;
+                return self.queue_handshake(from, reply);
+            }
+        }
+        if !self.may_verify(now) {
+            return;
+        }
+        let Some(transcript) = hs::verify_message(&m, SYN_LABEL, &Transcript::default(), &key) else {
+            return self.drop_datagram(DropReason::BadSignature);
+        };
+        let syn = m.msg.clone();
+        let p = self.peers.entry(peer).or_default();
+
+        // The seed's rules for a SYN on an established session.
+        if let Some(s) = p.session.as_ref() {
+            if syn.timestamp_us <= s.peer_ts_us {
+                return self.drop_datagram(DropReason::StaleSyn);
+            }
+            if s.is_active() && now.saturating_duration_since(s.last_recv) < self.cfg.restart_silence {
+                self.drop_datagram(DropReason::SynOnLiveSession);
+                return self.push_event(Event::Alert(Alert::SynOnLiveSession { peer, from }));
+            }
+        }
+        if let Some((s, _)) = p.pending.as_ref() {
+            if syn.timestamp_us < s.peer_ts_us {
+                return self.drop_datagram(DropReason::StaleSyn);
+            }
+        }
+        // ID duel: both sides sent a SYN at once.
+        if let Some(out) = p.outgoing.as_ref() {
+            if self.identity.id().wins_duel_against(&peer) {
+                return self.drop_datagram(DropReason::DuelLost);
+            }
+            let id = out.local_id;
+            p.outgoing = None;
+            self.by_session.remove(&id);
+            tracing::debug!(peer = %peer.short(), "lost the ID duel; answering as adherent");
+        }
+        let p = self.peers.entry(peer).or_default();
+        if let Some(t) = p.last_answer_signature {
+            let allowed = t + self.cfg.signature_interval;
+            if now < allowed {
+                p.deferred = Some(DeferredSyn {
+                    at: allowed,
+                    from,
+                    datagram: datagram.to_vec(),
+                });
+                return self.drop_datagram(DropReason::RateLimited);
+            }
+        }
+        let answer = SynAck {
+            responder: self.identity.id().0,
+            session_id: 0, // set below, once we know we will answer
+            nonce: self.nonce(),
+            ephemeral: [0; 32],
+            timestamp_us: self.wall_us(now),
+            max_datagram: self.cfg.max_datagram as u16,
+        };
+        // Check the size before spending a signature on it.
+        if hs::message_len(&answer, syn.session_id, self.identity.public().signature_len()) > datagram.len() {
+            return self.drop_datagram(DropReason::AmplificationRefused);
+        }
+        let local_id = self.new_session_id();
+        let (secret, ephemeral) = hs::ephemeral(&mut self.rng);
+        let answer = SynAck {
+            session_id: local_id,
+            ephemeral,
+            ..answer
+        };
+        let (reply, transcript) = hs::sign_message(
+            &answer,
+            syn.session_id,
+            SYN_ACK_LABEL,
+            &transcript,
+            &self.identity,
+            &mut self.rng,
+            0,
+        );
+        self.stats.rsa_signatures += 1;
+        let Some(keys) = hs::agree(secret, syn.ephemeral, &transcript, false) else {
+            return self.drop_datagram(DropReason::BadHandshake);
+        };
+        self.stats.whole += 1;
+        let session = Session::new(
+            SessionParams {
+                peer,
+                local_id,
+                remote_id: syn.session_id,
+                addr: from,
+                keys,
+                initiator: false,
+                peer_ts_us: syn.timestamp_us,
+                max_datagram: self.cfg.max_datagram.min(usize::from(syn.max_datagram)),
+            },
+            now,
+        );
+        let p = self.peers.entry(peer).or_default();
+        let old_pending = p.pending.replace((
+            session,
+            Confirming {
+                transcript,
+                initiator_ephemeral: syn.ephemeral,
+            },
+        ));
+        p.last_answer_signature = Some(now);
+        p.deferred = None;
+        p.answered = Some(AnsweredSyn {
+            digest,
+            syn_ack: reply.clone(),
+            local_id,
+        });
+        if let Some((old, _)) = old_pending {
+            self.by_session.remove(&old.local_id);
+        }
+        self.by_session.insert(local_id, peer);
+        tracing::debug!(peer = %peer.short(), "SYN-ACK sent");
+        self.queue_handshake(from, reply);
+    }
+
+    pub(crate) fn handle_syn_ack(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let m = match SynAck::decode(datagram) {
+            Ok(m) => m,
+            Err(e) => return self.drop_datagram(e.into()),
+        };
+        let Some(&peer) = self.by_session.get(&m.header.session_id) else {
+            return self.drop_datagram(DropReason::UnexpectedHandshake);
+        };
+        let Some(key) = self.trust.get(&peer).map(|a| a.public_key.clone()) else {
+            return self.drop_datagram(DropReason::UntrustedKey);
+        };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(out) = p.outgoing.as_mut().filter(|o| o.local_id == m.header.session_id) else {
+            // Our ACK was lost and the peer re-sent its answer: re-send the ACK.
+            let cached = p
+                .session
+                .as_ref()
+                .filter(|s| s.local_id == m.header.session_id && s.remote_id == m.msg.session_id)
+                .and_then(|s| s.hs_ack.clone().map(|a| (s.addr, a)));
+            return match cached {
+                Some((addr, ack)) => {
+                    self.stats.whole += 1;
+                    self.queue_handshake(addr, ack)
+                }
+                None => self.drop_datagram(DropReason::UnexpectedHandshake),
+            };
+        };
+        if m.msg.responder != peer.0 || m.signature.len() != key.signature_len() {
+            return self.drop_datagram(DropReason::BadSignature);
+        }
+        let out_transcript = out.transcript.clone();
+        if !self.may_verify(now) {
+            return;
+        }
+        let Some(transcript) = hs::verify_message(&m, SYN_ACK_LABEL, &out_transcript, &key) else {
+            return self.drop_datagram(DropReason::BadSignature);
+        };
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(mut out) = p.outgoing.take() else { return };
+        let secret = out.secret.take();
+        let Some(keys) = secret.and_then(|s| hs::agree(s, m.msg.ephemeral, &transcript, true)) else {
+            self.by_session.remove(&out.local_id);
+            return self.drop_datagram(DropReason::BadHandshake);
+        };
+        let ack = HsAck {
+            initiator: self.identity.id().0,
+            nonce: self.nonce(),
+            ephemeral: out.ephemeral,
+            timestamp_us: self.wall_us(now),
+        };
+        let (ack_datagram, _) =
+            hs::sign_message(&ack, m.msg.session_id, ACK_LABEL, &transcript, &self.identity, &mut self.rng, 0);
+        self.stats.rsa_signatures += 1;
+        self.stats.whole += 1;
+        let mut session = Session::new(
+            SessionParams {
+                peer,
+                local_id: out.local_id,
+                remote_id: m.msg.session_id,
+                addr: from,
+                keys,
+                initiator: true,
+                peer_ts_us: m.msg.timestamp_us,
+                max_datagram: self.cfg.max_datagram.min(usize::from(m.msg.max_datagram)),
+            },
+            now,
+        );
+        session.hs_ack = Some(ack_datagram.clone());
+        self.queue_handshake(from, ack_datagram);
+        self.install_session(now, peer, session);
+    }
+
+    pub(crate) fn handle_hs_ack(&mut self, now: Instant, datagram: &[u8]) {
+        let m = match HsAck::decode(datagram) {
+            Ok(m) => m,
+            Err(e) => return self.drop_datagram(e.into()),
+        };
+        let Some(&peer) = self.by_session.get(&m.header.session_id) else {
+            return self.drop_datagram(DropReason::UnexpectedHandshake);
+        };
+        let Some(key) = self.trust.get(&peer).map(|a| a.public_key.clone()) else {
+            return self.drop_datagram(DropReason::UntrustedKey);
+        };
+        let Some(p) = self.peers.get(&peer) else { return };
+        let Some((_, confirming)) = p.pending.as_ref().filter(|(s, _)| s.local_id == m.header.session_id)
+        else {
+            // A duplicate ACK for a session already confirmed is harmless.
+            if p.session.as_ref().is_some_and(|s| s.local_id == m.header.session_id) {
+                self.stats.whole += 1;
+                return;
+            }
+            return self.drop_datagram(DropReason::UnexpectedHandshake);
+        };
+        if m.msg.initiator != peer.0
+            || m.msg.ephemeral != confirming.initiator_ephemeral
+            || m.signature.len() != key.signature_len()
+        {
+            return self.drop_datagram(DropReason::BadSignature);
+        }
+        let transcript = confirming.transcript.clone();
+        if !self.may_verify(now) {
+            return;
+        }
+        if hs::verify_message(&m, ACK_LABEL, &transcript, &key).is_none() {
+            return self.drop_datagram(DropReason::BadSignature);
+        }
+        self.stats.whole += 1;
+        self.confirm_pending(now, peer);
+    }
+
+    /// The responder's session is confirmed (by the ACK, or by the first
+    /// authentic data packet, which only the initiator could have sealed).
+    pub(crate) fn confirm_pending(&mut self, now: Instant, peer: NodeId) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some((mut session, _)) = p.pending.take() else { return };
+        session.confirmed = true;
+        self.install_session(now, peer, session);
+    }
+
+    /// Makes `session` the peer's established session, replacing any other.
+    fn install_session(&mut self, now: Instant, peer: NodeId, session: Session) {
+        let addr = session.addr;
+        let initiator = session.initiator;
+        let wall_ms = self.wall_ms(now);
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let old = p.session.replace(session);
+        if let Some(old) = old {
+            self.by_session.remove(&old.local_id);
+            if old.is_active() {
+                self.push_event(Event::Disconnected {
+                    peer,
+                    reason: DisconnectReason::Replaced,
+                });
+            }
+        }
+        self.stats.handshakes_completed += 1;
+        if let Some(a) = self.trust.get_mut(&peer) {
+            a.note_success(wall_ms);
+            a.note_address(addr, true, Some(wall_ms));
+        }
+        self.note_activity(now, peer);
+        tracing::info!(peer = %peer.short(), %addr, initiator, "session established");
+        self.push_event(Event::Connected {
+            peer,
+            addr,
+            initiator,
+        });
+    }
+}
+
+/// A SYN-ACK of the real size, for measuring.
+fn placeholder_syn_ack() -> SynAck {
+    SynAck {
+        responder: [0; 32],
+        session_id: 1,
+        nonce: [0; HS_NONCE_LEN],
+        ephemeral: [0; 32],
+        timestamp_us: 0,
+        max_datagram: 0,
+    }
+}

@@ -1,0 +1,490 @@
+//! The sans-IO CommsChannel engine.
+
+mod handshake;
+mod peer;
+mod recv;
+mod send;
+mod timers;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+use crate::config::{ConfigError, EndpointConfig};
+use crate::courier::{Courier, CourierId, CourierScope};
+use crate::crypto::{Identity, NodeId};
+use crate::event::Event;
+use crate::scheduler::Candidate;
+use crate::stats::{DropReason, Stats};
+use crate::trust::{NodeAssociate, TrustStore};
+use crate::wire::MAX_DATAGRAM;
+
+use peer::Peer;
+
+/// A datagram to send: the first `len` bytes of the buffer given to
+/// [`Endpoint::poll_transmit`], to `destination`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    pub destination: SocketAddr,
+    pub len: usize,
+}
+
+/// Errors from the endpoint's API calls (never from the network).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("peer {0} is not in the trust store")]
+    UnknownPeer(NodeId),
+    #[error("no address is known for peer {0}")]
+    NoAddress(NodeId),
+    #[error("no established session with peer {0}")]
+    NotConnected(NodeId),
+    #[error("courier id {0:?} is already registered in that scope")]
+    DuplicateCourier(CourierId),
+    #[error("courier handle is stale")]
+    UnknownCourier,
+}
+
+/// Names a registered courier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CourierHandle(usize);
+
+/// A payload a broadcast courier wrote once for every session.
+#[derive(Debug, Default)]
+pub(crate) struct BroadcastPayload {
+    pub bytes: Vec<u8>,
+    pub generation: u64,
+    pub due_since: Option<Instant>,
+}
+
+pub(crate) struct CourierSlot {
+    pub id: CourierId,
+    pub scope: CourierScope,
+    pub courier: Box<dyn Courier>,
+    /// Set when the courier was due but wrote nothing; it waits this long.
+    pub backoff_until: Option<Instant>,
+    pub broadcast: BroadcastPayload,
+}
+
+/// A simple token bucket, for RSA verifications.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl TokenBucket {
+    fn new(now: Instant, rate: f64, burst: f64) -> Self {
+        Self {
+            tokens: burst,
+            last: now,
+            rate,
+            burst,
+        }
+    }
+
+    pub fn take(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The sans-IO CommsChannel engine: authenticated, encrypted sessions with
+/// trusted peers, packed with courier data.
+///
+/// It performs no I/O, reads no clock and draws no OS randomness: time is
+/// passed in, randomness comes from the seed given to [`Endpoint::new`].
+///
+/// # Calling order
+///
+/// 1. Feed every received datagram to [`handle_datagram`](Self::handle_datagram).
+/// 2. When the instant from [`poll_timeout`](Self::poll_timeout) passes,
+///    call [`handle_timeout`](Self::handle_timeout).
+/// 3. After either (and after any API call such as
+///    [`connect`](Self::connect)), call [`poll_transmit`](Self::poll_transmit)
+///    until it returns `None`, sending each datagram.
+/// 4. Drain [`poll_event`](Self::poll_event).
+/// 5. Sleep until the socket is readable or [`poll_timeout`](Self::poll_timeout).
+///
+/// ```
+/// use std::time::Instant;
+/// use octolink::{Endpoint, EndpointConfig, Identity, TrustStore};
+/// # let pem = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/node_a.pem")).unwrap();
+/// let identity = Identity::from_pem(&pem)?;
+/// let now = Instant::now();
+/// let mut ep = Endpoint::new(EndpointConfig::default(), identity, TrustStore::new(), [7; 32], now, 0)?;
+/// let mut buf = [0u8; 1452];
+/// // A datagram from the socket (here, junk from a stranger):
+/// ep.handle_datagram(now, "127.0.0.1:9000".parse()?, b"not octolink");
+/// while let Some(t) = ep.poll_transmit(now, &mut buf) {
+///     // socket.send_to(&buf[..t.len], t.destination)
+///     let _ = t;
+/// }
+/// while let Some(event) = ep.poll_event() {
+///     println!("{event:?}");
+/// }
+/// if let Some(deadline) = ep.poll_timeout() {
+///     // wait for the socket or until `deadline`, then:
+///     ep.handle_timeout(deadline);
+/// }
+/// assert_eq!(ep.stats().broken(), 1); // junk is counted, never answered
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Endpoint {
+    pub(crate) cfg: EndpointConfig,
+    pub(crate) identity: Identity,
+    pub(crate) trust: TrustStore,
+    pub(crate) rng: StdRng,
+    pub(crate) epoch: Instant,
+    pub(crate) wall_epoch_us: u64,
+    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    /// Local session id → peer, for sessions, pending sessions and our
+    /// outgoing attempts alike.
+    pub(crate) by_session: HashMap<u32, NodeId>,
+    pub(crate) couriers: Vec<Option<CourierSlot>>,
+    pub(crate) broadcast_slots: Vec<usize>,
+    pub(crate) handshake_out: VecDeque<(SocketAddr, Vec<u8>)>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+    pub(crate) honeymoon_until: Option<Instant>,
+    pub(crate) last_active_peer: Option<NodeId>,
+    pub(crate) next_peer_to_serve: Option<NodeId>,
+    pub(crate) scratch: Box<[u8; MAX_DATAGRAM]>,
+    pub(crate) candidates: Vec<Candidate>,
+    pub(crate) ping_counter: u64,
+    pub(crate) verify_budget: TokenBucket,
+}
+
+/// Most handshake datagrams queued for sending at once.
+const MAX_HANDSHAKE_QUEUE: usize = 256;
+/// RSA verifications allowed per second, endpoint-wide, and their burst.
+const VERIFY_RATE: f64 = 2000.0;
+const VERIFY_BURST: f64 = 200.0;
+
+impl Endpoint {
+    /// Creates an engine.
+    ///
+    /// `rng_seed` seeds the CSPRNG for nonces, session ids and ephemeral
+    /// keys: give it 32 bytes from the OS generator in production, a fixed
+    /// value in tests. `unix_time_us` is the wall clock at `now`, used for
+    /// handshake timestamps and the associates' timestamps.
+    pub fn new(
+        cfg: EndpointConfig,
+        identity: Identity,
+        trust: TrustStore,
+        rng_seed: [u8; 32],
+        now: Instant,
+        unix_time_us: u64,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let mut ep = Self {
+            honeymoon_until: Some(now + cfg.honeymoon),
+            cfg,
+            identity,
+            trust: TrustStore::new(),
+            rng: StdRng::from_seed(rng_seed),
+            epoch: now,
+            wall_epoch_us: unix_time_us,
+            peers: BTreeMap::new(),
+            by_session: HashMap::new(),
+            couriers: Vec::new(),
+            broadcast_slots: Vec::new(),
+            handshake_out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            last_active_peer: None,
+            next_peer_to_serve: None,
+            scratch: Box::new([0; MAX_DATAGRAM]),
+            candidates: Vec::new(),
+            ping_counter: 0,
+            verify_budget: TokenBucket::new(now, VERIFY_RATE, VERIFY_BURST),
+        };
+        // The seed: every stored associate enters the session directory.
+        for a in trust.iter() {
+            ep.add_associate_entry(a.clone());
+        }
+        ep.last_active_peer = trust
+            .iter()
+            .filter_map(|a| a.last_success_ms.map(|t| (t, a.id)))
+            .max()
+            .map(|(_, id)| id);
+        ep.trust = trust;
+        Ok(ep)
+    }
+
+    fn add_associate_entry(&mut self, a: NodeAssociate) {
+        let wanted = self.cfg.connect_all && !a.addresses.is_empty();
+        let peer = self.peers.entry(a.id).or_default();
+        peer.liveness.wanted |= wanted;
+    }
+
+    /// This node's ID.
+    pub fn node_id(&self) -> NodeId {
+        self.identity.id()
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    /// The trust store, with the associates' addresses and timestamps as
+    /// updated by traffic; persist it with [`TrustStore::save`].
+    pub fn trust_store(&self) -> &TrustStore {
+        &self.trust
+    }
+
+    /// Pairs with a node (adds or replaces it in the trust store).
+    pub fn add_associate(&mut self, associate: NodeAssociate) -> Result<(), crate::crypto::KeyError> {
+        self.trust.insert(associate.clone())?;
+        self.add_associate_entry(associate);
+        Ok(())
+    }
+
+    /// Forgets a node: closes its session and removes it from the store.
+    pub fn remove_associate(&mut self, now: Instant, id: &NodeId) -> Option<NodeAssociate> {
+        let _ = self.close(now, id);
+        if let Some(peer) = self.peers.remove(id) {
+            self.forget_session_ids(&peer);
+            for slot in peer.courier_slots {
+                self.couriers[slot] = None;
+            }
+        }
+        self.trust.remove(id)
+    }
+
+    /// Starts (or restarts) honeymoon: inactive associates are probed every
+    /// `honeymoon_interval` until `now + duration`.
+    pub fn start_honeymoon(&mut self, now: Instant, duration: Duration) {
+        self.honeymoon_until = Some(now + duration);
+    }
+
+    pub(crate) fn in_honeymoon(&self, now: Instant) -> bool {
+        self.honeymoon_until.is_some_and(|t| now < t)
+    }
+
+    /// Asks for a session with `peer`, and keeps asking per the liveness
+    /// schedule until one is established. Ends celibacy.
+    pub fn connect(&mut self, now: Instant, peer: &NodeId) -> Result<(), ApiError> {
+        let assoc = self.trust.get(peer).ok_or(ApiError::UnknownPeer(*peer))?;
+        if assoc.best_address().is_none() {
+            return Err(ApiError::NoAddress(*peer));
+        }
+        let p = self.peers.entry(*peer).or_default();
+        p.liveness.wanted = true;
+        p.liveness.celibate_until = None;
+        if p.active_session().is_none() && p.outgoing.is_none() {
+            self.start_attempt(now, *peer);
+        }
+        Ok(())
+    }
+
+    /// Closes the session with `peer` (a close frame is sent) and leaves the
+    /// peer alone for the celibacy period.
+    pub fn close(&mut self, now: Instant, peer: &NodeId) -> Result<(), ApiError> {
+        let p = self.peers.get_mut(peer).ok_or(ApiError::UnknownPeer(*peer))?;
+        p.liveness.celibate_until = Some(now + self.cfg.celibacy);
+        p.deferred = None;
+        let attempt = p.outgoing.take().map(|o| o.local_id);
+        let pending = p.pending.take().map(|(s, _)| s.local_id);
+        // The close packet goes out on the next poll_transmit, which then
+        // ends the session and reports it.
+        if let Some(s) = p.session.as_mut() {
+            s.close_due = Some(0);
+        }
+        for id in attempt.into_iter().chain(pending) {
+            self.by_session.remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Sends a ping; the answer arrives as [`Event::Pong`] with the token
+    /// returned here.
+    pub fn ping(&mut self, peer: &NodeId) -> Result<u64, ApiError> {
+        self.ping_counter += 1;
+        let token = self.ping_counter;
+        let s = self
+            .peers
+            .get_mut(peer)
+            .and_then(|p| p.session.as_mut())
+            .filter(|s| s.is_active())
+            .ok_or(ApiError::NotConnected(*peer))?;
+        s.ping_due = Some(token);
+        Ok(token)
+    }
+
+    /// Whether a session with `peer` is established and carrying traffic.
+    pub fn is_connected(&self, peer: &NodeId) -> bool {
+        self.peers.get(peer).is_some_and(|p| p.active_session().is_some())
+    }
+
+    /// The peers with established sessions.
+    pub fn connected_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.active_session().is_some())
+            .map(|(id, _)| *id)
+    }
+
+    /// Registers a courier. Ids must be unique within a scope; a peer-scoped
+    /// courier takes precedence over a broadcast one with the same id when
+    /// data arrives from that peer.
+    pub fn register_courier(
+        &mut self,
+        scope: CourierScope,
+        id: CourierId,
+        courier: Box<dyn Courier>,
+    ) -> Result<CourierHandle, ApiError> {
+        if let CourierScope::Peer(p) = scope {
+            if self.trust.get(&p).is_none() {
+                return Err(ApiError::UnknownPeer(p));
+            }
+        }
+        let taken = self
+            .couriers
+            .iter()
+            .flatten()
+            .any(|s| s.scope == scope && s.id == id);
+        if taken {
+            return Err(ApiError::DuplicateCourier(id));
+        }
+        let slot = CourierSlot {
+            id,
+            scope,
+            courier,
+            backoff_until: None,
+            broadcast: BroadcastPayload::default(),
+        };
+        let index = match self.couriers.iter().position(Option::is_none) {
+            Some(i) => {
+                self.couriers[i] = Some(slot);
+                i
+            }
+            None => {
+                self.couriers.push(Some(slot));
+                self.couriers.len() - 1
+            }
+        };
+        match scope {
+            CourierScope::Peer(p) => self.peers.entry(p).or_default().courier_slots.push(index),
+            CourierScope::Broadcast => self.broadcast_slots.push(index),
+        }
+        Ok(CourierHandle(index))
+    }
+
+    /// Removes a courier and gives it back.
+    pub fn unregister_courier(&mut self, handle: CourierHandle) -> Result<Box<dyn Courier>, ApiError> {
+        let slot = self
+            .couriers
+            .get_mut(handle.0)
+            .and_then(Option::take)
+            .ok_or(ApiError::UnknownCourier)?;
+        self.broadcast_slots.retain(|&i| i != handle.0);
+        if let CourierScope::Peer(p) = slot.scope {
+            if let Some(peer) = self.peers.get_mut(&p) {
+                peer.courier_slots.retain(|&i| i != handle.0);
+            }
+        }
+        Ok(slot.courier)
+    }
+
+    /// The courier behind `handle`, as its concrete type.
+    pub fn courier_mut<T: Courier>(&mut self, handle: CourierHandle) -> Option<&mut T> {
+        let slot = self.couriers.get_mut(handle.0)?.as_mut()?;
+        let any: &mut dyn std::any::Any = slot.courier.as_mut();
+        any.downcast_mut::<T>()
+    }
+
+    /// The courier behind `handle`, as its concrete type.
+    pub fn courier<T: Courier>(&self, handle: CourierHandle) -> Option<&T> {
+        let slot = self.couriers.get(handle.0)?.as_ref()?;
+        let any: &dyn std::any::Any = slot.courier.as_ref();
+        any.downcast_ref::<T>()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// A snapshot of the counters, with one entry per session.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.sessions = self
+            .peers
+            .values()
+            .filter_map(|p| p.session.as_ref())
+            .map(|s| s.stats())
+            .collect();
+        s
+    }
+
+    // ---- internals shared by the submodules ----
+
+    pub(crate) fn push_event(&mut self, e: Event) {
+        if self.events.len() >= self.cfg.max_queued_events {
+            self.stats.events_dropped += 1;
+            return;
+        }
+        self.events.push_back(e);
+    }
+
+    pub(crate) fn drop_datagram(&mut self, reason: DropReason) {
+        tracing::trace!(reason = reason.name(), "datagram dropped");
+        self.stats.drops.bump(reason);
+    }
+
+    pub(crate) fn queue_handshake(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        if self.handshake_out.len() < MAX_HANDSHAKE_QUEUE {
+            self.handshake_out.push_back((to, datagram));
+        }
+    }
+
+    /// Wall-clock microseconds at `now`.
+    pub(crate) fn wall_us(&self, now: Instant) -> u64 {
+        self.wall_epoch_us + now.saturating_duration_since(self.epoch).as_micros() as u64
+    }
+
+    pub(crate) fn wall_ms(&self, now: Instant) -> u64 {
+        self.wall_us(now) / 1000
+    }
+
+    /// A fresh, non-zero local session id that is not in use.
+    pub(crate) fn new_session_id(&mut self) -> u32 {
+        loop {
+            let id = self.rng.next_u32();
+            if id != 0 && !self.by_session.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    pub(crate) fn forget_session_ids(&mut self, peer: &Peer) {
+        let ids = peer
+            .session
+            .iter()
+            .map(|s| s.local_id)
+            .chain(peer.pending.iter().map(|(s, _)| s.local_id))
+            .chain(peer.outgoing.iter().map(|o| o.local_id));
+        for id in ids {
+            self.by_session.remove(&id);
+        }
+    }
+
+    pub(crate) fn note_activity(&mut self, now: Instant, peer: NodeId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.liveness.last_activity = Some(now);
+        }
+        self.last_active_peer = Some(peer);
+    }
+}

@@ -1,0 +1,82 @@
+//! Everything the endpoint knows about one associate: its session, the
+//! handshake in progress either way, and its liveness schedule.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use x25519_dalek::EphemeralSecret;
+
+use crate::handshake::Transcript;
+use crate::liveness::Liveness;
+use crate::session::Session;
+
+/// Our SYN, waiting for its SYN-ACK.
+pub struct Outgoing {
+    pub local_id: u32,
+    pub addr: SocketAddr,
+    pub secret: Option<EphemeralSecret>,
+    pub ephemeral: [u8; 32],
+    /// The signed SYN, re-sent byte for byte so the peer can answer from its
+    /// cache instead of signing again.
+    pub syn: Vec<u8>,
+    pub transcript: Transcript,
+    pub started: Instant,
+    pub next_resend: Instant,
+    pub rto: Duration,
+}
+
+/// What the responder keeps while it waits for the initiator's ACK.
+pub struct Confirming {
+    pub transcript: Transcript,
+    pub initiator_ephemeral: [u8; 32],
+}
+
+/// The SYN we last answered, and our answer, so that a re-sent identical
+/// SYN gets the same SYN-ACK rather than a new signature.
+pub struct AnsweredSyn {
+    pub digest: [u8; 32],
+    pub syn_ack: Vec<u8>,
+    pub local_id: u32,
+}
+
+/// A verified SYN we may not answer yet (signature rate limit).
+pub struct DeferredSyn {
+    pub at: Instant,
+    pub from: SocketAddr,
+    pub datagram: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct Peer {
+    /// The established session (confirmed), if any.
+    pub session: Option<Session>,
+    /// A responder session awaiting the ACK, with what confirming it needs.
+    pub pending: Option<(Session, Confirming)>,
+    pub outgoing: Option<Outgoing>,
+    pub answered: Option<AnsweredSyn>,
+    pub deferred: Option<DeferredSyn>,
+    pub liveness: Liveness,
+    /// When we last signed a SYN-ACK for this peer.
+    pub last_answer_signature: Option<Instant>,
+    /// When we last signed a SYN of our own to this peer.
+    pub last_attempt_signature: Option<Instant>,
+    /// Courier slots scoped to this peer.
+    pub courier_slots: Vec<usize>,
+}
+
+impl Peer {
+    pub fn active_session(&self) -> Option<&Session> {
+        self.session.as_ref().filter(|s| s.is_active())
+    }
+
+    /// The session (established or pending) with this local id.
+    pub fn session_by_local_id(&mut self, local_id: u32) -> Option<&mut Session> {
+        if let Some(s) = self.session.as_mut().filter(|s| s.local_id == local_id) {
+            return Some(s);
+        }
+        self.pending
+            .as_mut()
+            .map(|(s, _)| s)
+            .filter(|s| s.local_id == local_id)
+    }
+}

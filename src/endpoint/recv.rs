@@ -1,0 +1,212 @@
+//! The receive path: classify a datagram, open sealed packets, and act on
+//! their frames.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::Endpoint;
+use crate::courier::CourierContext;
+use crate::crypto::{NodeId, ReplayVerdict};
+use crate::event::{DisconnectReason, Event};
+use crate::session::SessionState;
+use crate::stats::DropReason;
+use crate::wire::{Frame, FrameIter, Header, PacketType, HEADER_LEN, TAG_LEN};
+
+/// Frames that need the endpoint (not just the session) after a packet.
+enum Deferred {
+    Courier { id: u16, range: (usize, usize) },
+    Close { code: u16, reason: String },
+    Pong { token: u64, rtt: Option<Duration> },
+}
+
+impl Endpoint {
+    /// Processes one received datagram. Never panics, whatever the bytes.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.stats.received.add(datagram.len());
+        let header = match Header::decode(datagram) {
+            Ok(h) => h,
+            Err(e) => return self.drop_datagram(e.into()),
+        };
+        if datagram.len() > self.cfg.max_datagram {
+            return self.drop_datagram(DropReason::Oversized);
+        }
+        match header.packet_type {
+            PacketType::Syn => self.handle_syn(now, from, datagram),
+            PacketType::SynAck => self.handle_syn_ack(now, from, datagram),
+            PacketType::Ack => self.handle_hs_ack(now, datagram),
+            PacketType::Data | PacketType::Close => self.handle_sealed(now, from, header, datagram),
+        }
+    }
+
+    fn handle_sealed(&mut self, now: Instant, from: SocketAddr, header: Header, datagram: &[u8]) {
+        let Some(&peer_id) = self.by_session.get(&header.session_id) else {
+            return self.drop_datagram(DropReason::UnknownSession);
+        };
+        if datagram.len() < HEADER_LEN + TAG_LEN {
+            return self.drop_datagram(DropReason::Truncated);
+        }
+        let pn = header.packet_number;
+        let body_len = datagram.len() - HEADER_LEN - TAG_LEN;
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return self.drop_datagram(DropReason::UnknownSession);
+        };
+        let Some(session) = peer.session_by_local_id(header.session_id) else {
+            return self.drop_datagram(DropReason::UnknownSession);
+        };
+        match session.replay.check(pn) {
+            ReplayVerdict::Fresh => {}
+            ReplayVerdict::Duplicate => return self.drop_datagram(DropReason::Replayed),
+            ReplayVerdict::TooOld => return self.drop_datagram(DropReason::TooOld),
+        }
+        let body = &mut self.scratch[..body_len];
+        body.copy_from_slice(&datagram[HEADER_LEN..HEADER_LEN + body_len]);
+        let aad = &datagram[..HEADER_LEN];
+        let tag = &datagram[HEADER_LEN + body_len..];
+        if session.keys.recv.open(pn, aad, body, tag).is_err() {
+            return self.drop_datagram(DropReason::AuthFailed);
+        }
+        // Authentic from here on. Record the number first, so that even a
+        // malformed body cannot be replayed.
+        let newest = session.replay.largest().is_none_or(|l| pn > l);
+        session.replay.record(pn);
+        if let Err(e) = FrameIter::validate(&self.scratch[..body_len]) {
+            return self.drop_datagram(e.into());
+        }
+        self.stats.whole += 1;
+        let is_pending = !session.confirmed;
+        if is_pending {
+            self.confirm_pending(now, peer_id);
+        }
+        self.process_frames(now, from, peer_id, header, body_len, newest);
+    }
+
+    fn process_frames(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        peer_id: NodeId,
+        header: Header,
+        body_len: usize,
+        newest: bool,
+    ) {
+        let wall_ms = self.wall_ms(now);
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let Some(session) = peer.session.as_mut().filter(|s| s.local_id == header.session_id) else {
+            return;
+        };
+        session.received.add(HEADER_LEN + body_len + TAG_LEN);
+        session.last_recv = now;
+        let mut events: Vec<Event> = Vec::new();
+        if let SessionState::Disconnected { .. } = session.state {
+            session.state = SessionState::Active;
+            events.push(Event::Connected {
+                peer: peer_id,
+                addr: from,
+                initiator: session.initiator,
+            });
+        }
+        // Roaming: only an authentic packet newer than any before it may
+        // move the session to a new address.
+        if newest && from != session.addr {
+            session.addr = from;
+            events.push(Event::AddressChanged { peer: peer_id, addr: from });
+            if let Some(a) = self.trust.get_mut(&peer_id) {
+                a.note_address(from, true, Some(wall_ms));
+            }
+        }
+        let mut eliciting = false;
+        let mut deferred: Vec<Deferred> = Vec::new();
+        let body = &self.scratch[..body_len];
+        let mut frames = FrameIter::new(body);
+        while let Ok(Some(frame)) = frames.next_frame() {
+            eliciting |= frame.is_ack_eliciting();
+            match frame {
+                Frame::Ack(ack) => {
+                    if let Some(sample) = session.sent_log.on_ack(ack.largest, now) {
+                        session.rtt.update(sample, Duration::from_micros(ack.delay_us));
+                    }
+                }
+                Frame::Ping(token) => session.owe_pong(token),
+                Frame::Pong(token) => {
+                    if let Some(i) = session.app_pings.iter().position(|&(t, _)| t == token) {
+                        let (_, sent) = session.app_pings.swap_remove(i);
+                        deferred.push(Deferred::Pong {
+                            token,
+                            rtt: Some(now.saturating_duration_since(sent)),
+                        });
+                    }
+                }
+                Frame::Close(c) => deferred.push(Deferred::Close {
+                    code: c.code,
+                    reason: String::from_utf8_lossy(c.reason).into_owned(),
+                }),
+                Frame::Courier { id, payload } => {
+                    let start = payload.as_ptr() as usize - body.as_ptr() as usize;
+                    deferred.push(Deferred::Courier {
+                        id,
+                        range: (start, start + payload.len()),
+                    });
+                }
+                Frame::Padding(_) | Frame::Unknown { .. } => {}
+            }
+        }
+        session.acks.on_packet(header.packet_number, now, eliciting);
+        let closing = header.packet_type == PacketType::Close;
+        self.note_activity(now, peer_id);
+        for e in events {
+            self.push_event(e);
+        }
+        let mut close = None;
+        for d in deferred {
+            match d {
+                Deferred::Courier { id, range } => self.deliver(now, peer_id, id, range),
+                Deferred::Close { code, reason } => close = Some((code, reason)),
+                Deferred::Pong { token, rtt } => self.push_event(Event::Pong {
+                    peer: peer_id,
+                    token,
+                    rtt: rtt.unwrap_or_default(),
+                }),
+            }
+        }
+        if closing || close.is_some() {
+            let (code, reason) = close.unwrap_or((0, String::new()));
+            self.end_session(now, peer_id, DisconnectReason::ClosedByPeer { code, reason });
+        }
+    }
+
+    /// Hands a courier frame to the peer's courier, or the broadcast one.
+    fn deliver(&mut self, now: Instant, peer_id: NodeId, id: u16, range: (usize, usize)) {
+        let ctx = CourierContext {
+            now,
+            peer: Some(peer_id),
+        };
+        let peer_slots = self.peers.get(&peer_id).map(|p| p.courier_slots.as_slice()).unwrap_or(&[]);
+        let slot = peer_slots
+            .iter()
+            .chain(self.broadcast_slots.iter())
+            .copied()
+            .find(|&i| self.couriers[i].as_ref().is_some_and(|s| s.id.0 == id));
+        let payload = &self.scratch[range.0..range.1];
+        match slot.and_then(|i| self.couriers[i].as_mut()) {
+            Some(s) if s.courier.mandate().receive_active => {
+                s.courier.on_receive(&ctx, payload);
+                if let Some(sess) = self.peers.get_mut(&peer_id).and_then(|p| p.session.as_mut()) {
+                    sess.courier_frames_received += 1;
+                }
+            }
+            _ => self.stats.drops.bump(DropReason::UnknownCourier),
+        }
+    }
+
+    /// Removes the peer's session after a close; celibacy follows.
+    pub(crate) fn end_session(&mut self, now: Instant, peer_id: NodeId, reason: DisconnectReason) {
+        let celibacy = self.cfg.celibacy;
+        let Some(p) = self.peers.get_mut(&peer_id) else { return };
+        let Some(s) = p.session.take() else { return };
+        p.liveness.celibate_until = Some(now + celibacy);
+        self.by_session.remove(&s.local_id);
+        if s.is_active() {
+            self.push_event(Event::Disconnected { peer: peer_id, reason });
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The send path: decide which session has something to say, and build one
+//! sealed packet: acks first, then pongs, pings and close, then as many due
+//! couriers as fit, ranked by the scheduler.
+
+use std::time::{Duration, Instant};
+
+use super::{Endpoint, Transmit};
+use crate::courier::{CourierContext, CourierScope, PayloadWriter};
+use crate::crypto::NodeId;
+use crate::event::DisconnectReason;
+use crate::scheduler::{self, Candidate};
+use crate::session::{Session, MAX_APP_PINGS};
+use crate::wire::{self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, TAG_LEN};
+
+/// Most ack ranges written per packet.
+const MAX_ACK_RANGES: usize = 16;
+/// How long a courier that was due but wrote nothing is left alone.
+const EMPTY_WRITE_BACKOFF: Duration = Duration::from_millis(1);
+/// The token of a keepalive ping (application pings count up from 1).
+const KEEPALIVE_TOKEN: u64 = 0;
+
+impl Endpoint {
+    /// The next datagram to send, written into `buf` (which should hold at
+    /// least the configured `max_datagram` bytes). Call until `None`.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        if let Some((destination, datagram)) = self.handshake_out.pop_front() {
+            if datagram.len() <= buf.len() {
+                buf[..datagram.len()].copy_from_slice(&datagram);
+                self.stats.sent.add(datagram.len());
+                return Some(Transmit {
+                    destination,
+                    len: datagram.len(),
+                });
+            }
+        }
+        self.refresh_broadcasts(now);
+        // Serve sessions round-robin, starting after the one served last.
+        let start = self.next_peer_to_serve;
+        let order = self
+            .peers
+            .range(start.unwrap_or(NodeId([0; 32]))..)
+            .chain(self.peers.range(..start.unwrap_or(NodeId([0; 32]))))
+            .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.confirmed))
+            .map(|(id, _)| *id);
+        let wanting: Vec<NodeId> = order.collect();
+        for peer_id in wanting {
+            if !self.session_wants_to_send(now, &peer_id) {
+                continue;
+            }
+            if let Some(transmit) = self.build_packet(now, peer_id, buf) {
+                self.next_peer_to_serve = self.peers.range(peer_id..).nth(1).map(|(id, _)| *id);
+                self.stats.sent.add(transmit.len);
+                return Some(transmit);
+            }
+        }
+        None
+    }
+
+    /// Calls broadcast couriers that are due, once for all sessions.
+    fn refresh_broadcasts(&mut self, now: Instant) {
+        if self.broadcast_slots.is_empty() {
+            return;
+        }
+        let Some(space) = self
+            .peers
+            .values()
+            .filter_map(|p| p.active_session())
+            .map(|s| courier_space(s.max_datagram))
+            .min()
+        else {
+            return;
+        };
+        for &i in &self.broadcast_slots {
+            let Some(slot) = self.couriers[i].as_mut() else { continue };
+            let m = slot.courier.mandate();
+            let due = match m.due() {
+                Some(d) if d <= now && slot.backoff_until.is_none_or(|b| b <= now) => d,
+                _ => continue,
+            };
+            let cap = usize::from(m.max_payload).min(space);
+            let b = &mut slot.broadcast;
+            b.bytes.resize(cap, 0);
+            let mut w = PayloadWriter::new(&mut b.bytes);
+            let ctx = CourierContext { now, peer: None };
+            slot.courier.on_send_opportunity(&ctx, &mut w);
+            let n = w.len();
+            b.bytes.truncate(n);
+            if n == 0 {
+                slot.backoff_until = Some(now + EMPTY_WRITE_BACKOFF);
+            } else {
+                b.generation += 1;
+                b.due_since = Some(due);
+            }
+        }
+    }
+
+    fn session_wants_to_send(&self, now: Instant, peer_id: &NodeId) -> bool {
+        let Some(p) = self.peers.get(peer_id) else { return false };
+        let Some(s) = p.session.as_ref() else { return false };
+        if s.close_due.is_some() {
+            return true;
+        }
+        if !s.is_active() {
+            return false;
+        }
+        if !s.pongs_due.is_empty() || s.ping_due.is_some() {
+            return true;
+        }
+        if s.acks.deadline(self.cfg.max_ack_delay).is_some_and(|t| t <= now) {
+            return true;
+        }
+        if self.keepalive_at(s) <= now {
+            return true;
+        }
+        self.due_candidates(now, p.courier_slots.iter().copied(), s).next().is_some()
+    }
+
+    pub(crate) fn keepalive_at(&self, s: &Session) -> Instant {
+        s.last_send.max(s.last_recv) + self.cfg.keepalive_interval
+    }
+
+    /// Couriers due now for session `s`: its own, and broadcast payloads it
+    /// has not sent yet.
+    fn due_candidates<'a>(
+        &'a self,
+        now: Instant,
+        own: impl Iterator<Item = usize> + 'a,
+        s: &'a Session,
+    ) -> impl Iterator<Item = Candidate> + 'a {
+        let own = own.filter_map(move |i| {
+            let slot = self.couriers[i].as_ref()?;
+            let m = slot.courier.mandate();
+            let due = m.due().filter(|&d| d <= now)?;
+            if slot.backoff_until.is_some_and(|b| b > now) {
+                return None;
+            }
+            Some(Candidate {
+                slot: i,
+                priority: m.priority,
+                due,
+                max_payload: usize::from(m.max_payload),
+            })
+        });
+        let broadcast = self.broadcast_slots.iter().enumerate().filter_map(move |(k, &i)| {
+            let slot = self.couriers[i].as_ref()?;
+            let b = &slot.broadcast;
+            let sent = s.broadcast_sent.get(k).copied().unwrap_or(0);
+            if b.generation <= sent || b.bytes.is_empty() {
+                return None;
+            }
+            Some(Candidate {
+                slot: i,
+                priority: slot.courier.mandate().priority,
+                due: b.due_since.unwrap_or(now),
+                max_payload: b.bytes.len(),
+            })
+        });
+        own.chain(broadcast)
+    }
+
+    fn build_packet(&mut self, now: Instant, peer_id: NodeId, buf: &mut [u8]) -> Option<Transmit> {
+        // Collect and rank due couriers before borrowing the session mutably.
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        {
+            let p = self.peers.get(&peer_id)?;
+            let s = p.session.as_ref()?;
+            if s.is_active() && s.close_due.is_none() {
+                candidates.extend(self.due_candidates(now, p.courier_slots.iter().copied(), s));
+            }
+        }
+        scheduler::rank(&mut candidates, now);
+        let keepalive_due = {
+            let s = self.peers.get(&peer_id)?.session.as_ref()?;
+            self.keepalive_at(s) <= now
+        };
+        let p = self.peers.get_mut(&peer_id)?;
+        let s = p.session.as_mut()?;
+        let max = s.max_datagram.min(buf.len());
+        let closing = s.close_due.take();
+        let header = Header {
+            packet_type: if closing.is_some() {
+                PacketType::Close
+            } else {
+                PacketType::Data
+            },
+            session_id: s.remote_id,
+            packet_number: s.next_pn,
+        };
+        let (head, rest) = buf.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&header.to_bytes());
+        let mut w = Writer::new(&mut rest[..max - HEADER_LEN - TAG_LEN]);
+        let mut eliciting = false;
+
+        let mut acked = false;
+        if s.acks.has_ranges() {
+            let delay = s.acks.delay(now).as_micros() as u64;
+            acked = wire::write_ack(&mut w, delay, s.acks.ranges_desc(), MAX_ACK_RANGES).is_ok();
+        }
+        while let Some(&token) = s.pongs_due.first() {
+            if wire::write_pong(&mut w, token).is_err() {
+                break;
+            }
+            s.pongs_due.remove(0);
+        }
+        if let Some(code) = closing {
+            let _ = wire::write_close(&mut w, code, b"closed by application");
+        }
+        if let Some(token) = s.ping_due {
+            if wire::write_ping(&mut w, token).is_ok() {
+                s.ping_due = None;
+                if s.app_pings.len() >= MAX_APP_PINGS {
+                    s.app_pings.remove(0);
+                }
+                s.app_pings.push((token, now));
+                eliciting = true;
+            }
+        }
+
+        // Couriers, best first, as many as fit.
+        let mut wrote_courier = false;
+        for c in &candidates {
+            let space = w.remaining().saturating_sub(COURIER_FRAME_OVERHEAD);
+            if !scheduler::fits(c, space, wrote_courier) {
+                continue;
+            }
+            let Some(slot) = self.couriers[c.slot].as_mut() else { continue };
+            let wire_id = slot.id.0;
+            let written = match slot.scope {
+                CourierScope::Peer(_) => {
+                    let ctx = CourierContext {
+                        now,
+                        peer: Some(peer_id),
+                    };
+                    let courier = &mut slot.courier;
+                    wire::write_courier(&mut w, wire_id, c.max_payload, |out| {
+                        let mut pw = PayloadWriter::new(out);
+                        courier.on_send_opportunity(&ctx, &mut pw);
+                        pw.len()
+                    })
+                    .unwrap_or(0)
+                }
+                CourierScope::Broadcast => {
+                    let bytes = &slot.broadcast.bytes;
+                    let n = wire::write_courier(&mut w, wire_id, bytes.len(), |out| {
+                        out[..bytes.len()].copy_from_slice(bytes);
+                        bytes.len()
+                    })
+                    .unwrap_or(0);
+                    if n > 0 {
+                        let k = self.broadcast_slots.iter().position(|&i| i == c.slot).unwrap_or(0);
+                        if s.broadcast_sent.len() <= k {
+                            s.broadcast_sent.resize(k + 1, 0);
+                        }
+                        s.broadcast_sent[k] = slot.broadcast.generation;
+                    }
+                    n
+                }
+            };
+            if written == 0 {
+                slot.backoff_until = Some(now + EMPTY_WRITE_BACKOFF);
+            } else {
+                wrote_courier = true;
+                eliciting = true;
+                s.courier_frames_sent += 1;
+            }
+        }
+        self.candidates = candidates;
+
+        if !eliciting && closing.is_none() && keepalive_due && wire::write_ping(&mut w, KEEPALIVE_TOKEN).is_ok() {
+            eliciting = true;
+        }
+        let body_len = w.len();
+        if body_len == 0 {
+            // Nothing was due after all (a courier wrote nothing).
+            return None;
+        }
+        let tag = s.keys.send.seal(header.packet_number, head, &mut rest[..body_len]);
+        rest[body_len..body_len + TAG_LEN].copy_from_slice(&tag);
+        let len = HEADER_LEN + body_len + TAG_LEN;
+        s.next_pn += 1;
+        s.last_send = now;
+        s.sent.add(len);
+        if acked {
+            s.acks.on_ack_sent();
+        }
+        if eliciting {
+            s.sent_log.on_sent(header.packet_number, now);
+        }
+        let destination = s.addr;
+        if closing.is_some() {
+            self.end_session(now, peer_id, DisconnectReason::ClosedLocally);
+        }
+        Some(Transmit { destination, len })
+    }
+}
+
+/// Payload room for courier frames in an otherwise empty packet.
+fn courier_space(max_datagram: usize) -> usize {
+    max_datagram - HEADER_LEN - TAG_LEN - COURIER_FRAME_OVERHEAD
+}

@@ -1,0 +1,186 @@
+//! Timers: handshake re-sends and failures, idle timeouts and expiry, and
+//! the liveness schedule that starts new attempts.
+
+use std::time::Instant;
+
+use super::Endpoint;
+use crate::crypto::NodeId;
+use crate::event::{ConnectError, DisconnectReason, Event};
+use crate::liveness::probe_interval;
+use crate::session::SessionState;
+
+impl Endpoint {
+    /// The next instant at which [`Endpoint::handle_timeout`] has work, or
+    /// `None` if nothing is scheduled.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        let any_active = self.peers.values().any(|p| p.active_session().is_some());
+        for (id, p) in &self.peers {
+            if let Some(o) = &p.outgoing {
+                consider(Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)));
+            }
+            if let Some((s, _)) = &p.pending {
+                consider(Some(s.created + self.cfg.handshake_timeout));
+            }
+            consider(p.deferred.as_ref().map(|d| d.at));
+            consider(self.next_probe(id));
+            let Some(s) = &p.session else { continue };
+            if s.close_due.is_some() {
+                consider(Some(self.epoch));
+            }
+            match s.state {
+                SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
+                SessionState::Active if s.confirmed => {
+                    consider(Some(s.last_recv + self.cfg.idle_timeout));
+                    consider(Some(self.keepalive_at(s)));
+                    consider(s.acks.deadline(self.cfg.max_ack_delay));
+                    if !s.pongs_due.is_empty() || s.ping_due.is_some() {
+                        consider(Some(self.epoch));
+                    }
+                    for &i in &p.courier_slots {
+                        consider(self.courier_due(i));
+                    }
+                }
+                SessionState::Active => {}
+            }
+        }
+        if any_active {
+            for &i in &self.broadcast_slots {
+                consider(self.courier_due(i));
+            }
+        }
+        next
+    }
+
+    fn courier_due(&self, slot: usize) -> Option<Instant> {
+        let s = self.couriers.get(slot)?.as_ref()?;
+        let due = s.courier.mandate().due()?;
+        Some(s.backoff_until.map_or(due, |b| b.max(due)))
+    }
+
+    /// When the liveness schedule next starts an attempt for `id`.
+    fn next_probe(&self, id: &NodeId) -> Option<Instant> {
+        let p = self.peers.get(id)?;
+        let l = &p.liveness;
+        if !l.wanted || p.outgoing.is_some() || p.pending.is_some() || p.active_session().is_some() {
+            return None;
+        }
+        self.trust.get(id)?.best_address()?;
+        if let Some(until) = l.celibate_until {
+            // Probing resumes when celibacy ends (checked again then).
+            if l.last_probe.is_none_or(|t| t < until) {
+                return Some(until.max(l.last_probe.unwrap_or(until)));
+            }
+        }
+        let Some(last) = l.last_probe else {
+            return Some(self.epoch);
+        };
+        let interval = probe_interval(
+            &self.cfg,
+            last,
+            self.in_honeymoon(last),
+            l.last_activity,
+            self.epoch,
+            self.last_active_peer == Some(*id),
+        );
+        let mut at = last + interval;
+        // Never before our own signature spacing allows a new SYN.
+        if let Some(t) = p.last_attempt_signature {
+            at = at.max(t + self.cfg.signature_interval);
+        }
+        Some(at)
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.peer_timers(now, id);
+        }
+    }
+
+    fn peer_timers(&mut self, now: Instant, id: NodeId) {
+        let cfg = self.cfg.clone();
+        let wall_ms = self.wall_ms(now);
+        let in_honeymoon = self.in_honeymoon(now);
+        let Some(p) = self.peers.get_mut(&id) else { return };
+
+        // A SYN we had to defer for the signature rate limit.
+        if let Some(d) = p.deferred.take_if(|d| d.at <= now) {
+            self.handle_syn(now, d.from, &d.datagram);
+        }
+
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if let Some(o) = p.outgoing.as_mut() {
+            if now >= o.started + cfg.handshake_timeout {
+                let local_id = o.local_id;
+                p.outgoing = None;
+                p.liveness.last_probe = Some(now);
+                self.by_session.remove(&local_id);
+                self.stats.handshakes_failed += 1;
+                if let Some(a) = self.trust.get_mut(&id) {
+                    a.note_failure(wall_ms);
+                }
+                self.push_event(Event::ConnectFailed {
+                    peer: id,
+                    error: ConnectError::TimedOut,
+                });
+            } else if now >= o.next_resend {
+                // Re-send the identical SYN; in honeymoon never wait longer
+                // than the honeymoon interval.
+                let cap = if in_honeymoon {
+                    cfg.handshake_max_rto.min(cfg.honeymoon_interval)
+                } else {
+                    cfg.handshake_max_rto
+                };
+                o.rto = (o.rto * 2).min(cap);
+                o.next_resend = now + o.rto;
+                let (addr, syn) = (o.addr, o.syn.clone());
+                self.queue_handshake(addr, syn);
+            }
+        }
+
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if let Some((s, _)) = p.pending.as_ref() {
+            if now >= s.created + cfg.handshake_timeout {
+                let local_id = s.local_id;
+                p.pending = None;
+                self.by_session.remove(&local_id);
+            }
+        }
+
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if let Some(s) = p.session.as_mut() {
+            match s.state {
+                SessionState::Active if s.confirmed && now >= s.last_recv + cfg.idle_timeout => {
+                    s.state = SessionState::Disconnected { since: now };
+                    // Probing (new handshakes) starts from here.
+                    p.liveness.last_probe = None;
+                    if let Some(a) = self.trust.get_mut(&id) {
+                        a.note_failure(wall_ms);
+                    }
+                    self.push_event(Event::Disconnected {
+                        peer: id,
+                        reason: DisconnectReason::IdleTimeout,
+                    });
+                }
+                SessionState::Disconnected { since } if now >= since + cfg.session_expiry => {
+                    let local_id = s.local_id;
+                    p.session = None;
+                    self.by_session.remove(&local_id);
+                    self.push_event(Event::SessionRemoved { peer: id });
+                }
+                _ => {}
+            }
+        }
+
+        if self.next_probe(&id).is_some_and(|t| t <= now) {
+            self.start_attempt(now, id);
+        }
+    }
+}

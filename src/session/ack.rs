@@ -1,0 +1,130 @@
+//! Which packet numbers we have received, and when an acknowledgement is due.
+
+use std::time::{Duration, Instant};
+
+/// The most disjoint ranges remembered; older ones are forgotten (their
+/// packets were long since acknowledged in earlier acks).
+const MAX_RANGES: usize = 32;
+
+/// Received packet numbers as inclusive ranges, plus ack timing.
+#[derive(Debug, Clone, Default)]
+pub struct AckTracker {
+    /// Ascending, disjoint, non-adjacent.
+    ranges: Vec<(u64, u64)>,
+    eliciting_pending: u32,
+    first_pending_at: Option<Instant>,
+    largest_at: Option<Instant>,
+}
+
+impl AckTracker {
+    pub fn on_packet(&mut self, pn: u64, now: Instant, ack_eliciting: bool) {
+        self.insert(pn);
+        if self.ranges.last().is_some_and(|&(_, hi)| hi == pn) {
+            self.largest_at = Some(now);
+        }
+        if ack_eliciting {
+            self.eliciting_pending += 1;
+            self.first_pending_at.get_or_insert(now);
+        }
+    }
+
+    fn insert(&mut self, pn: u64) {
+        let idx = self.ranges.partition_point(|&(_, hi)| hi.saturating_add(1) < pn);
+        match self.ranges.get_mut(idx) {
+            Some((lo, hi)) if *lo <= pn.saturating_add(1) => {
+                *lo = (*lo).min(pn);
+                *hi = (*hi).max(pn);
+                // Merge with the next range if they now touch.
+                if let Some(&(nlo, nhi)) = self.ranges.get(idx + 1) {
+                    if self.ranges[idx].1 + 1 >= nlo {
+                        self.ranges[idx].1 = nhi.max(self.ranges[idx].1);
+                        self.ranges.remove(idx + 1);
+                    }
+                }
+            }
+            _ => {
+                self.ranges.insert(idx, (pn, pn));
+                if self.ranges.len() > MAX_RANGES {
+                    self.ranges.remove(0);
+                }
+            }
+        }
+    }
+
+    /// When an ack must go out even with nothing else to send: at once after
+    /// two ack-eliciting packets, else after `max_delay`.
+    pub fn deadline(&self, max_delay: Duration) -> Option<Instant> {
+        let first = self.first_pending_at?;
+        Some(if self.eliciting_pending >= 2 {
+            first
+        } else {
+            first + max_delay
+        })
+    }
+
+    pub fn has_ranges(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
+    /// Highest first, as the ack frame wants them.
+    pub fn ranges_desc(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.ranges.iter().rev().copied()
+    }
+
+    /// How long we have held the largest packet, for the ack delay field.
+    pub fn delay(&self, now: Instant) -> Duration {
+        self.largest_at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
+    }
+
+    pub fn on_ack_sent(&mut self) {
+        self.eliciting_pending = 0;
+        self.first_pending_at = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ack_is_immediate_after_two_eliciting_packets() {
+        let now = Instant::now();
+        let d = Duration::from_millis(5);
+        let mut t = AckTracker::default();
+        t.on_packet(1, now, false);
+        assert_eq!(t.deadline(d), None);
+        t.on_packet(2, now, true);
+        assert_eq!(t.deadline(d), Some(now + d));
+        t.on_packet(3, now, true);
+        assert_eq!(t.deadline(d), Some(now));
+        t.on_ack_sent();
+        assert_eq!(t.deadline(d), None);
+    }
+
+    proptest! {
+        /// The ranges always equal the set of received numbers (while fewer
+        /// than MAX_RANGES gaps exist).
+        #[test]
+        fn ranges_match_the_received_set(pns in proptest::collection::vec(0u64..200, 0..150)) {
+            let now = Instant::now();
+            let mut t = AckTracker::default();
+            let mut set = std::collections::BTreeSet::new();
+            for pn in pns {
+                t.on_packet(pn, now, true);
+                set.insert(pn);
+            }
+            let mut from_ranges = std::collections::BTreeSet::new();
+            let ranges: Vec<_> = t.ranges_desc().collect();
+            for w in ranges.windows(2) {
+                prop_assert!(w[1].1 + 1 < w[0].0, "ranges overlap or touch: {:?}", ranges);
+            }
+            for (lo, hi) in ranges { from_ranges.extend(lo..=hi); }
+            if t.ranges.len() < MAX_RANGES {
+                prop_assert_eq!(from_ranges, set);
+            } else {
+                prop_assert!(from_ranges.is_subset(&set));
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! An established (or confirming) session: keys, packet numbers, replay
+//! protection, acknowledgement and RTT state, and what it owes the peer.
+
+mod ack;
+mod rtt;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub use ack::AckTracker;
+pub use rtt::{RttEstimator, SentLog};
+
+use crate::crypto::{NodeId, ReplayWindow, SessionKeys};
+use crate::stats::{SessionStats, Traffic};
+
+/// Most pongs owed at once; more pings than this before we can answer are
+/// answered only up to this many (pings are idempotent).
+pub const MAX_PENDING_PONGS: usize = 8;
+/// Most application pings outstanding per session.
+pub const MAX_APP_PINGS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Carrying traffic.
+    Active,
+    /// Idle timeout passed; kept until expiry in case the link heals.
+    Disconnected { since: Instant },
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub peer: NodeId,
+    pub local_id: u32,
+    pub remote_id: u32,
+    pub addr: SocketAddr,
+    pub keys: SessionKeys,
+    pub initiator: bool,
+    /// The responder waits for the ACK, or the first authentic data packet,
+    /// before it counts the session as established.
+    pub confirmed: bool,
+    /// The peer's timestamp from its handshake message that made this
+    /// session; older SYNs are ignored.
+    pub peer_ts_us: u64,
+    pub max_datagram: usize,
+    pub next_pn: u64,
+    pub replay: ReplayWindow,
+    pub acks: AckTracker,
+    pub sent_log: SentLog,
+    pub rtt: RttEstimator,
+    pub created: Instant,
+    pub last_recv: Instant,
+    pub last_send: Instant,
+    pub state: SessionState,
+    pub pongs_due: Vec<u64>,
+    pub ping_due: Option<u64>,
+    pub app_pings: Vec<(u64, Instant)>,
+    pub close_due: Option<u16>,
+    /// Per broadcast courier slot: the payload generation last sent here.
+    pub broadcast_sent: Vec<u64>,
+    /// The initiator's signed ACK, re-sent if a duplicate SYN-ACK arrives.
+    pub hs_ack: Option<Vec<u8>>,
+    pub sent: Traffic,
+    pub received: Traffic,
+    pub courier_frames_sent: u64,
+    pub courier_frames_received: u64,
+}
+
+/// What it takes to make a session.
+pub struct SessionParams {
+    pub peer: NodeId,
+    pub local_id: u32,
+    pub remote_id: u32,
+    pub addr: SocketAddr,
+    pub keys: SessionKeys,
+    pub initiator: bool,
+    pub peer_ts_us: u64,
+    pub max_datagram: usize,
+}
+
+impl Session {
+    pub fn new(p: SessionParams, now: Instant) -> Self {
+        Self {
+            peer: p.peer,
+            local_id: p.local_id,
+            remote_id: p.remote_id,
+            addr: p.addr,
+            keys: p.keys,
+            initiator: p.initiator,
+            confirmed: p.initiator,
+            peer_ts_us: p.peer_ts_us,
+            max_datagram: p.max_datagram,
+            next_pn: 0,
+            replay: ReplayWindow::new(),
+            acks: AckTracker::default(),
+            sent_log: SentLog::default(),
+            rtt: RttEstimator::default(),
+            created: now,
+            last_recv: now,
+            last_send: now,
+            state: SessionState::Active,
+            pongs_due: Vec::new(),
+            ping_due: None,
+            app_pings: Vec::new(),
+            close_due: None,
+            broadcast_sent: Vec::new(),
+            hs_ack: None,
+            sent: Traffic::default(),
+            received: Traffic::default(),
+            courier_frames_sent: 0,
+            courier_frames_received: 0,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.confirmed && self.state == SessionState::Active
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        SessionStats {
+            peer: self.peer,
+            sent: self.sent,
+            received: self.received,
+            rtt: self.rtt.stats(),
+            courier_frames_sent: self.courier_frames_sent,
+            courier_frames_received: self.courier_frames_received,
+            connected: self.is_active(),
+        }
+    }
+
+    /// Queues a pong, dropping the oldest owed if too many are.
+    pub fn owe_pong(&mut self, token: u64) {
+        if self.pongs_due.len() >= MAX_PENDING_PONGS {
+            self.pongs_due.remove(0);
+        }
+        self.pongs_due.push(token);
+    }
+}
