@@ -51,6 +51,8 @@ pub struct EndpointConfig {
     pub connect_all: bool,
     /// Events beyond this many, unpolled, are dropped and counted.
     pub max_queued_events: usize,
+    /// Cap on one session's send rate, bytes per second (pacing).
+    pub max_send_rate: u64,
 }
 
 impl Default for EndpointConfig {
@@ -75,6 +77,7 @@ impl Default for EndpointConfig {
             celibacy: Duration::from_secs(60),
             connect_all: false,
             max_queued_events: 4096,
+            max_send_rate: 50_000_000,
         }
     }
 }

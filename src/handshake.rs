@@ -17,6 +17,9 @@ pub const SYN_LABEL: &[u8] = b"octolink/1 SYN";
 pub const SYN_ACK_LABEL: &[u8] = b"octolink/1 SYN-ACK";
 pub const ACK_LABEL: &[u8] = b"octolink/1 ACK";
 
+/// Bytes of a SYN besides its signature: header, fields, signature length.
+pub const SYN_FIXED_LEN: usize = crate::wire::HEADER_LEN + 32 + 32 + 4 + 16 + 32 + 8 + 2 + 2;
+
 /// The running hash of every handshake message so far.
 #[derive(Clone, Debug)]
 pub struct Transcript(Sha256);

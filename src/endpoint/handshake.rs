@@ -220,6 +220,7 @@ impl Endpoint {
                 initiator: false,
                 peer_ts_us: syn.timestamp_us,
                 max_datagram: self.cfg.max_datagram.min(usize::from(syn.max_datagram)),
+                max_send_rate: self.cfg.max_send_rate,
             },
             now,
         );
@@ -310,6 +311,7 @@ impl Endpoint {
                 initiator: true,
                 peer_ts_us: m.msg.timestamp_us,
                 max_datagram: self.cfg.max_datagram.min(usize::from(m.msg.max_datagram)),
+                max_send_rate: self.cfg.max_send_rate,
             },
             now,
         );

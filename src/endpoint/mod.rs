@@ -65,6 +65,9 @@ pub(crate) struct CourierSlot {
     pub courier: Box<dyn Courier>,
     /// Set when the courier was due but wrote nothing; it waits this long.
     pub backoff_until: Option<Instant>,
+    /// When it last wrote a payload. Lateness counts from here if that is
+    /// after its due time, so an always-due courier does not out-age others.
+    pub last_served: Option<Instant>,
     pub broadcast: BroadcastPayload,
 }
 
@@ -188,6 +191,14 @@ impl Endpoint {
         unix_time_us: u64,
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
+        // Our SYN (the largest handshake message) must fit our own limit.
+        let syn_len = crate::handshake::SYN_FIXED_LEN + identity.public().signature_len();
+        if syn_len > cfg.max_datagram {
+            return Err(ConfigError(format!(
+                "a {}-bit key needs max_datagram >= {syn_len} for its signed SYN",
+                identity.public().bits()
+            )));
+        }
         let mut ep = Self {
             honeymoon_until: Some(now + cfg.honeymoon),
             cfg,
@@ -363,6 +374,7 @@ impl Endpoint {
             scope,
             courier,
             backoff_until: None,
+            last_served: None,
             broadcast: BroadcastPayload::default(),
         };
         let index = match self.couriers.iter().position(Option::is_none) {

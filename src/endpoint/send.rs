@@ -56,7 +56,8 @@ impl Endpoint {
         None
     }
 
-    /// Calls broadcast couriers that are due, once for all sessions.
+    /// Calls broadcast couriers that are due, once for all sessions. A new
+    /// payload is only taken once every active session has sent the last.
     fn refresh_broadcasts(&mut self, now: Instant) {
         if self.broadcast_slots.is_empty() {
             return;
@@ -70,8 +71,17 @@ impl Endpoint {
         else {
             return;
         };
-        for &i in &self.broadcast_slots {
+        for (k, &i) in self.broadcast_slots.iter().enumerate() {
             let Some(slot) = self.couriers[i].as_mut() else { continue };
+            let generation = slot.broadcast.generation;
+            let all_sent = self
+                .peers
+                .values()
+                .filter_map(|p| p.active_session())
+                .all(|s| s.broadcast_sent.get(k).copied().unwrap_or(0) >= generation);
+            if !all_sent && !slot.broadcast.bytes.is_empty() {
+                continue;
+            }
             let m = slot.courier.mandate();
             let due = match m.due() {
                 Some(d) if d <= now && slot.backoff_until.is_none_or(|b| b <= now) => d,
@@ -90,6 +100,7 @@ impl Endpoint {
             } else {
                 b.generation += 1;
                 b.due_since = Some(due);
+                slot.last_served = Some(now);
             }
         }
     }
@@ -100,7 +111,7 @@ impl Endpoint {
         if s.close_due.is_some() {
             return true;
         }
-        if !s.is_active() {
+        if !s.is_active() || s.pacer.ready_at(now, s.max_datagram) > now {
             return false;
         }
         if !s.pongs_due.is_empty() || s.ping_due.is_some() {
@@ -137,7 +148,7 @@ impl Endpoint {
             Some(Candidate {
                 slot: i,
                 priority: m.priority,
-                due,
+                due: slot.last_served.map_or(due, |t| t.max(due)),
                 max_payload: usize::from(m.max_payload),
             })
         });
@@ -260,6 +271,9 @@ impl Endpoint {
             if written == 0 {
                 slot.backoff_until = Some(now + EMPTY_WRITE_BACKOFF);
             } else {
+                if matches!(slot.scope, CourierScope::Peer(_)) {
+                    slot.last_served = Some(now);
+                }
                 wrote_courier = true;
                 eliciting = true;
                 s.courier_frames_sent += 1;
@@ -279,6 +293,7 @@ impl Endpoint {
         rest[body_len..body_len + TAG_LEN].copy_from_slice(&tag);
         let len = HEADER_LEN + body_len + TAG_LEN;
         s.next_pn += 1;
+        s.pacer.on_sent(now, len);
         s.last_send = now;
         s.sent.add(len);
         if acked {

@@ -37,14 +37,25 @@ impl Endpoint {
                 SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
                 SessionState::Active if s.confirmed => {
                     consider(Some(s.last_recv + self.cfg.idle_timeout));
-                    consider(Some(self.keepalive_at(s)));
-                    consider(s.acks.deadline(self.cfg.max_ack_delay));
+                    // Anything the session wants to send waits for the pacer.
+                    let mut send: Option<Instant> = Some(self.keepalive_at(s));
+                    let mut want = |t: Option<Instant>| {
+                        if let Some(t) = t {
+                            send = Some(send.map_or(t, |n: Instant| n.min(t)));
+                        }
+                    };
+                    want(s.acks.deadline(self.cfg.max_ack_delay));
                     if !s.pongs_due.is_empty() || s.ping_due.is_some() {
-                        consider(Some(self.epoch));
+                        want(Some(self.epoch));
                     }
                     for &i in &p.courier_slots {
-                        consider(self.courier_due(i));
+                        want(self.courier_due(i));
                     }
+                    if any_pending_broadcast(self, s) {
+                        want(Some(self.epoch));
+                    }
+                    let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
+                    consider(send.map(|t| t.max(paced)));
                 }
                 SessionState::Active => {}
             }
@@ -57,7 +68,7 @@ impl Endpoint {
         next
     }
 
-    fn courier_due(&self, slot: usize) -> Option<Instant> {
+    pub(crate) fn courier_due(&self, slot: usize) -> Option<Instant> {
         let s = self.couriers.get(slot)?.as_ref()?;
         let due = s.courier.mandate().due()?;
         Some(s.backoff_until.map_or(due, |b| b.max(due)))
@@ -183,4 +194,13 @@ impl Endpoint {
             self.start_attempt(now, id);
         }
     }
+}
+
+/// Whether a broadcast payload is waiting to go to this session.
+fn any_pending_broadcast(ep: &Endpoint, s: &crate::session::Session) -> bool {
+    ep.broadcast_slots.iter().enumerate().any(|(k, &i)| {
+        ep.couriers[i].as_ref().is_some_and(|slot| {
+            !slot.broadcast.bytes.is_empty() && slot.broadcast.generation > s.broadcast_sent.get(k).copied().unwrap_or(0)
+        })
+    })
 }

@@ -2,12 +2,14 @@
 //! protection, acknowledgement and RTT state, and what it owes the peer.
 
 mod ack;
+mod pacer;
 mod rtt;
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use ack::AckTracker;
+pub use pacer::Pacer;
 pub use rtt::{RttEstimator, SentLog};
 
 use crate::crypto::{NodeId, ReplayWindow, SessionKeys};
@@ -42,6 +44,7 @@ pub struct Session {
     /// session; older SYNs are ignored.
     pub peer_ts_us: u64,
     pub max_datagram: usize,
+    pub pacer: Pacer,
     pub next_pn: u64,
     pub replay: ReplayWindow,
     pub acks: AckTracker,
@@ -75,6 +78,8 @@ pub struct SessionParams {
     pub initiator: bool,
     pub peer_ts_us: u64,
     pub max_datagram: usize,
+    /// Send-rate cap in bytes per second.
+    pub max_send_rate: u64,
 }
 
 impl Session {
@@ -89,6 +94,7 @@ impl Session {
             confirmed: p.initiator,
             peer_ts_us: p.peer_ts_us,
             max_datagram: p.max_datagram,
+            pacer: Pacer::new(now, p.max_send_rate, 16 * p.max_datagram),
             next_pn: 0,
             replay: ReplayWindow::new(),
             acks: AckTracker::default(),

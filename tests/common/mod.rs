@@ -1,0 +1,102 @@
+//! Shared test fixtures: pre-generated RSA keys (generation is slow) and a
+//! two-node simulation builder.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use octolink::sim::{LinkConfig, Sim};
+use octolink::{
+    Courier, CourierContext, EndpointConfig, Event, Identity, Mandate, NodeId, PayloadWriter, TrustStore,
+};
+
+pub fn identity(name: &str) -> Identity {
+    let path = format!("{}/tests/fixtures/keys/node_{name}.pem", env!("CARGO_MANIFEST_DIR"));
+    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    Identity::from_pem(&pem).expect("fixture key parses")
+}
+
+/// Two paired nodes, `a` (node 0) and `b` (node 1), over `link`.
+pub fn pair(seed: u64, link: LinkConfig, config: EndpointConfig) -> Sim {
+    let mut sim = Sim::new(seed);
+    sim.set_default_link(link);
+    sim.add_node(identity("a"), TrustStore::new(), config.clone());
+    sim.add_node(identity("b"), TrustStore::new(), config);
+    sim.pair(0, 1);
+    sim
+}
+
+pub fn id(sim: &Sim, node: usize) -> NodeId {
+    sim.nodes[node].endpoint.node_id()
+}
+
+pub fn connected(sim: &Sim, a: usize, b: usize) -> bool {
+    sim.nodes[a].endpoint.is_connected(&id(sim, b)) && sim.nodes[b].endpoint.is_connected(&id(sim, a))
+}
+
+pub fn count_events(sim: &Sim, node: usize, pred: impl Fn(&Event) -> bool) -> usize {
+    sim.events_of(node).filter(|e| pred(e)).count()
+}
+
+/// Connects 0 → 1 and runs until both sides are established.
+pub fn establish(sim: &mut Sim, limit: Duration) -> Option<Duration> {
+    let start = sim.elapsed();
+    let now = sim.now();
+    let b = id(sim, 1);
+    sim.nodes[0].endpoint.connect(now, &b).expect("peer is paired");
+    sim.run_until_cond(limit, |s| connected(s, 0, 1))
+        .then(|| sim.elapsed() - start)
+}
+
+/// A test courier: sends numbered messages from a queue, records arrivals.
+#[derive(Default)]
+pub struct Probe {
+    pub priority: u8,
+    pub size: usize,
+    pub outbox: std::collections::VecDeque<Vec<u8>>,
+    pub inbox: Vec<Vec<u8>>,
+    pub sent_at: Vec<Instant>,
+    pub due: Option<Instant>,
+}
+
+impl Probe {
+    pub fn new(priority: u8, size: usize) -> Self {
+        Self {
+            priority,
+            size,
+            ..Self::default()
+        }
+    }
+
+    pub fn push(&mut self, now: Instant, msg: Vec<u8>) {
+        self.outbox.push_back(msg);
+        self.due.get_or_insert(now);
+    }
+}
+
+impl Courier for Probe {
+    fn mandate(&self) -> Mandate {
+        Mandate {
+            priority: self.priority,
+            next_send: if self.outbox.is_empty() { None } else { self.due },
+            max_payload: self.size as u16,
+            send_active: true,
+            receive_active: true,
+        }
+    }
+
+    fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
+        if let Some(msg) = self.outbox.front() {
+            if out.write(msg).is_ok() {
+                self.outbox.pop_front();
+                self.sent_at.push(ctx.now);
+            }
+        }
+        if self.outbox.is_empty() {
+            self.due = None;
+        }
+    }
+
+    fn on_receive(&mut self, _ctx: &CourierContext, payload: &[u8]) {
+        self.inbox.push(payload.to_vec());
+    }
+}

@@ -1,0 +1,142 @@
+//! Handshake behaviour on the simulator, in virtual time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use octolink::sim::LinkConfig;
+use octolink::{EndpointConfig, Event};
+
+#[test]
+fn handshake_completes_on_a_clean_link() {
+    let mut sim = pair(1, LinkConfig::default(), EndpointConfig::default());
+    let took = establish(&mut sim, Duration::from_secs(5)).expect("handshake completes");
+    // SYN, SYN-ACK, ACK over a 1 ms link: 1.5 RTT = 3 ms of flight.
+    assert!(took >= Duration::from_millis(3), "took {took:?}");
+    assert!(took < Duration::from_millis(50), "took {took:?}");
+    for n in 0..2 {
+        assert_eq!(
+            count_events(&sim, n, |e| matches!(e, Event::Connected { .. })),
+            1,
+            "node {n} events: {:?}",
+            sim.nodes[n].events
+        );
+    }
+}
+
+#[test]
+fn handshake_completes_under_0_to_30_percent_loss() {
+    for (i, loss) in [0.0, 0.1, 0.2, 0.3].into_iter().enumerate() {
+        for seed in 0..8u64 {
+            let link = LinkConfig::lossy(Duration::from_millis(10), loss);
+            let mut sim = pair(100 * i as u64 + seed, link, EndpointConfig::default());
+            let took = establish(&mut sim, Duration::from_secs(60));
+            assert!(took.is_some(), "loss {loss} seed {seed}: no session after 60 s");
+        }
+    }
+}
+
+#[test]
+fn simultaneous_open_gives_exactly_one_session() {
+    for seed in 0..6u64 {
+        let mut sim = pair(seed, LinkConfig::lossy(Duration::from_millis(5), 0.0), EndpointConfig::default());
+        let (a, b) = (id(&sim, 0), id(&sim, 1));
+        let now = sim.now();
+        sim.nodes[0].endpoint.connect(now, &b).unwrap();
+        sim.nodes[1].endpoint.connect(now, &a).unwrap();
+        assert!(sim.run_until_cond(Duration::from_secs(10), |s| connected(s, 0, 1)));
+        sim.run_for(Duration::from_secs(5));
+        for n in 0..2 {
+            let connects = count_events(&sim, n, |e| matches!(e, Event::Connected { .. }));
+            assert_eq!(connects, 1, "seed {seed} node {n}: {:?}", sim.nodes[n].events);
+            assert_eq!(sim.nodes[n].endpoint.stats().sessions.len(), 1);
+        }
+        // The duel winner (lower id) keeps the initiator role.
+        let winner = if a < b { 0 } else { 1 };
+        let initiator = sim.events_of(winner).find_map(|e| match e {
+            Event::Connected { initiator, .. } => Some(*initiator),
+            _ => None,
+        });
+        assert_eq!(initiator, Some(true), "seed {seed}");
+        assert!(connected(&sim, 0, 1));
+    }
+}
+
+#[test]
+fn a_restart_of_either_side_re_establishes_within_a_few_seconds() {
+    for restarted in [0usize, 1] {
+        let cfg = EndpointConfig {
+            connect_all: true,
+            ..EndpointConfig::default()
+        };
+        let mut sim = pair(7, LinkConfig::lossy(Duration::from_millis(5), 0.0), cfg);
+        establish(&mut sim, Duration::from_secs(5)).expect("first session");
+        sim.run_for(Duration::from_secs(3));
+        sim.restart(restarted);
+        let before = sim.elapsed();
+        assert!(!connected(&sim, 0, 1));
+        let ok = sim.run_until_cond(Duration::from_secs(10), |s| connected(s, 0, 1));
+        let took = sim.elapsed() - before;
+        assert!(ok, "restart of node {restarted}: no new session");
+        assert!(took <= Duration::from_secs(5), "restart of node {restarted} took {took:?}");
+        // Traffic flows on the new session.
+        let peer = id(&sim, 1 - restarted);
+        let token = sim.nodes[restarted].endpoint.ping(&peer).unwrap();
+        sim.run_for(Duration::from_millis(100));
+        assert!(sim.events_of(restarted).any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
+    }
+}
+
+#[test]
+fn a_3072_bit_key_needs_room_for_its_signature() {
+    let big = identity("big");
+    let err = octolink::Endpoint::new(
+        EndpointConfig::default(),
+        big.clone(),
+        octolink::TrustStore::new(),
+        [0; 32],
+        std::time::Instant::now(),
+        0,
+    );
+    assert!(err.is_err(), "512-byte limit cannot carry a 384-byte signature");
+
+    let cfg = EndpointConfig {
+        max_datagram: 600,
+        ..EndpointConfig::default()
+    };
+    let mut sim = octolink::sim::Sim::new(3);
+    sim.add_node(identity("a"), octolink::TrustStore::new(), cfg.clone());
+    sim.add_node(big, octolink::TrustStore::new(), cfg);
+    sim.pair(0, 1);
+    assert!(establish(&mut sim, Duration::from_secs(5)).is_some());
+}
+
+#[test]
+fn syn_ack_is_never_larger_than_the_syn_it_answers() {
+    let mut sim = pair(5, LinkConfig::default(), EndpointConfig::default());
+    sim.capture = true;
+    establish(&mut sim, Duration::from_secs(5)).unwrap();
+    let syn = sim.captured.iter().find(|c| c.bytes[3] == 1).unwrap();
+    let syn_ack = sim.captured.iter().find(|c| c.bytes[3] == 2).unwrap();
+    assert!(syn_ack.bytes.len() <= syn.bytes.len());
+}
+
+#[test]
+fn same_seed_same_trace_and_different_seed_different_trace() {
+    let run = |seed| {
+        let link = LinkConfig {
+            jitter: Duration::from_millis(3),
+            loss: 0.1,
+            duplicate: 0.05,
+            reorder: 0.1,
+            ..LinkConfig::lossy(Duration::from_millis(5), 0.1)
+        };
+        let mut sim = pair(seed, link, EndpointConfig::default());
+        establish(&mut sim, Duration::from_secs(30));
+        sim.run_for(Duration::from_secs(5));
+        sim.trace_hash()
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(43));
+}
