@@ -96,7 +96,9 @@ impl EndpointConfig {
             )));
         }
         if self.handshake_initial_rto.is_zero() || self.keepalive_interval.is_zero() {
-            return Err(ConfigError("re-send and keepalive intervals must be non-zero".into()));
+            return Err(ConfigError(
+                "re-send and keepalive intervals must be non-zero".into(),
+            ));
         }
         if self.idle_timeout <= self.keepalive_interval {
             return Err(ConfigError("idle_timeout must exceed keepalive_interval".into()));

@@ -55,7 +55,8 @@ impl Transcript {
 pub fn message_len<M: HandshakeFields>(msg: &M, session_id: u32, sig_len: usize) -> usize {
     let mut buf = [0u8; MAX_DATAGRAM];
     let mut w = Writer::new(&mut buf);
-    msg.write_unsigned(session_id, &mut w).map_or(usize::MAX, |n| n + 2 + sig_len)
+    msg.write_unsigned(session_id, &mut w)
+        .map_or(usize::MAX, |n| n + 2 + sig_len)
 }
 
 /// Signs and encodes a handshake message; returns the datagram and the
@@ -116,5 +117,9 @@ pub fn agree(
     if !shared.was_contributory() {
         return None;
     }
-    Some(derive_session_keys(shared.as_bytes(), &transcript.hash(), initiator))
+    Some(derive_session_keys(
+        shared.as_bytes(),
+        &transcript.hash(),
+        initiator,
+    ))
 }

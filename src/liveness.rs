@@ -76,6 +76,9 @@ mod tests {
         let cfg = EndpointConfig::default();
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(10_000);
-        assert_eq!(probe_interval(&cfg, later, true, Some(t0), t0, false), cfg.honeymoon_interval);
+        assert_eq!(
+            probe_interval(&cfg, later, true, Some(t0), t0, false),
+            cfg.honeymoon_interval
+        );
     }
 }

@@ -31,11 +31,7 @@ impl Candidate {
 /// Sorts candidates best first; ties go to the lower slot, so the order is
 /// deterministic.
 pub fn rank(candidates: &mut [Candidate], now: Instant) {
-    candidates.sort_unstable_by(|a, b| {
-        b.score(now)
-            .cmp(&a.score(now))
-            .then_with(|| a.slot.cmp(&b.slot))
-    });
+    candidates.sort_unstable_by(|a, b| b.score(now).cmp(&a.score(now)).then_with(|| a.slot.cmp(&b.slot)));
 }
 
 /// Whether a candidate should get this opportunity: its whole payload fits,

@@ -59,6 +59,7 @@ drop_reasons! {
     SynOnLiveSession => Hacked, "A newer SYN while the existing session is alive.";
     StaleSyn => Whole, "A SYN older than the established session.";
     DuelLost => Whole, "The peer's SYN lost the ID duel against our own attempt.";
+    CrossedSyn => Whole, "A SYN that crossed a handshake which has just completed.";
     RateLimited => Whole, "An answer that would exceed the RSA signature rate limit.";
     AmplificationRefused => Whole, "An answer that would be larger than the request.";
     VerifyBudget => Whole, "Over the RSA verification budget.";

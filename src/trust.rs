@@ -183,7 +183,9 @@ impl TrustStore {
     /// Adds or replaces an associate (pairing). Its ID must match its key.
     pub fn insert(&mut self, associate: NodeAssociate) -> Result<(), KeyError> {
         if associate.id != associate.public_key.id() {
-            return Err(KeyError::Format("associate id does not match its public key".into()));
+            return Err(KeyError::Format(
+                "associate id does not match its public key".into(),
+            ));
         }
         self.associates.insert(associate.id, associate);
         Ok(())

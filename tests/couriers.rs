@@ -77,11 +77,19 @@ fn setup(couriers: &[(u16, u8, usize, usize)]) -> (octolink::sim::Sim, Log) {
     for &(tag, priority, size, count) in couriers {
         sim.nodes[0]
             .endpoint
-            .register_courier(CourierScope::Peer(b), CourierId(tag), tagged(tag, priority, size, count, due, &sink))
+            .register_courier(
+                CourierScope::Peer(b),
+                CourierId(tag),
+                tagged(tag, priority, size, count, due, &sink),
+            )
             .unwrap();
         sim.nodes[1]
             .endpoint
-            .register_courier(CourierScope::Peer(a), CourierId(tag), tagged(tag, 0, 2, 0, due, &log))
+            .register_courier(
+                CourierScope::Peer(a),
+                CourierId(tag),
+                tagged(tag, 0, 2, 0, due, &log),
+            )
             .unwrap();
     }
     (sim, log)
@@ -118,7 +126,10 @@ fn low_priority_is_never_starved_by_a_saturating_high_priority_courier() {
     let log = log.lock().unwrap();
     let low = log.iter().filter(|&&(t, _)| t == 2).count();
     let high = log.iter().filter(|&&(t, _)| t == 1).count();
-    assert_eq!(low, 3, "low priority starved ({high} high-priority payloads went)");
+    assert_eq!(
+        low, 3,
+        "low priority starved ({high} high-priority payloads went)"
+    );
     assert!(high > 100 * low);
 }
 
@@ -146,7 +157,11 @@ fn a_courier_is_served_at_its_due_time_with_sub_millisecond_resolution() {
 fn broadcast_courier_sends_the_same_data_to_every_session() {
     let mut sim = octolink::sim::Sim::new(3);
     for name in ["a", "b", "c"] {
-        sim.add_node(identity(name), octolink::TrustStore::new(), EndpointConfig::default());
+        sim.add_node(
+            identity(name),
+            octolink::TrustStore::new(),
+            EndpointConfig::default(),
+        );
     }
     sim.pair(0, 1);
     sim.pair(0, 2);
@@ -154,20 +169,29 @@ fn broadcast_courier_sends_the_same_data_to_every_session() {
     let now = sim.now();
     sim.nodes[0].endpoint.connect(now, &b).unwrap();
     sim.nodes[0].endpoint.connect(now, &c).unwrap();
-    assert!(sim.run_until_cond(Duration::from_secs(5), |s| connected(s, 0, 1) && connected(s, 0, 2)));
+    assert!(sim.run_until_cond(Duration::from_secs(5), |s| connected(s, 0, 1)
+        && connected(s, 0, 2)));
     let a = id(&sim, 0);
     let log: Log = Arc::default();
     let due = sim.now();
     sim.nodes[0]
         .endpoint
-        .register_courier(CourierScope::Broadcast, CourierId(9), tagged(77, 50, 32, 5, due, &log))
+        .register_courier(
+            CourierScope::Broadcast,
+            CourierId(9),
+            tagged(77, 50, 32, 5, due, &log),
+        )
         .unwrap();
     let mut handles = Vec::new();
     for n in [1, 2] {
         let sink = Arc::new(Mutex::new(Vec::new()));
         sim.nodes[n]
             .endpoint
-            .register_courier(CourierScope::Peer(a), CourierId(9), tagged(0, 0, 2, 0, due, &sink))
+            .register_courier(
+                CourierScope::Peer(a),
+                CourierId(9),
+                tagged(0, 0, 2, 0, due, &sink),
+            )
             .unwrap();
         handles.push(sink);
     }
@@ -187,19 +211,33 @@ fn one_way_traffic_is_still_acknowledged_and_measures_rtt() {
     let log: Log = Arc::default();
     let mut sender = tagged(1, 10, 100, 25, sim.now(), &log);
     sender.interval = Some(Duration::from_millis(20));
-    sim.nodes[0].endpoint.register_courier(CourierScope::Peer(b), CourierId(1), sender).unwrap();
+    sim.nodes[0]
+        .endpoint
+        .register_courier(CourierScope::Peer(b), CourierId(1), sender)
+        .unwrap();
     sim.run_for(Duration::from_millis(500));
     let stats = sim.nodes[0].endpoint.stats();
     let s = &stats.sessions[0];
-    assert!(s.rtt.samples >= 10, "acks must flow with no reverse courier data: {:?}", s.rtt);
+    assert!(
+        s.rtt.samples >= 10,
+        "acks must flow with no reverse courier data: {:?}",
+        s.rtt
+    );
     let rtt = s.rtt.smoothed.unwrap();
     // 1 ms each way, plus up to the 5 ms ack delay.
-    assert!(rtt >= Duration::from_millis(2) && rtt <= Duration::from_millis(8), "{rtt:?}");
+    assert!(
+        rtt >= Duration::from_millis(2) && rtt <= Duration::from_millis(8),
+        "{rtt:?}"
+    );
 }
 
 #[test]
 fn an_idle_session_pings_to_stay_alive_and_keep_rtt_fresh() {
-    let mut sim = pair(4, LinkConfig::lossy(Duration::from_millis(20), 0.0), EndpointConfig::default());
+    let mut sim = pair(
+        4,
+        LinkConfig::lossy(Duration::from_millis(20), 0.0),
+        EndpointConfig::default(),
+    );
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_secs(60));
     assert!(connected(&sim, 0, 1), "an idle session must not time out");
@@ -208,7 +246,10 @@ fn an_idle_session_pings_to_stay_alive_and_keep_rtt_fresh() {
         .sum();
     assert!(samples >= 50, "about one ping a second: {samples}");
     let rtt = sim.nodes[0].endpoint.stats().sessions[0].rtt.smoothed.unwrap();
-    assert!(rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(50), "{rtt:?}");
+    assert!(
+        rtt >= Duration::from_millis(40) && rtt < Duration::from_millis(50),
+        "{rtt:?}"
+    );
 }
 
 #[test]
@@ -218,11 +259,26 @@ fn frames_for_unknown_couriers_are_counted_and_dropped() {
     let b = id(&sim, 1);
     let h = sim.nodes[0]
         .endpoint
-        .register_courier(CourierScope::Peer(b), CourierId(1234), Box::new(Probe::new(1, 16)))
+        .register_courier(
+            CourierScope::Peer(b),
+            CourierId(1234),
+            Box::new(Probe::new(1, 16)),
+        )
         .unwrap();
     let now = sim.now();
-    sim.nodes[0].endpoint.courier_mut::<Probe>(h).unwrap().push(now, b"hello".to_vec());
+    sim.nodes[0]
+        .endpoint
+        .courier_mut::<Probe>(h)
+        .unwrap()
+        .push(now, b"hello".to_vec());
     sim.run_for(Duration::from_millis(50));
-    assert_eq!(sim.nodes[1].endpoint.stats().drops.get(DropReason::UnknownCourier), 1);
+    assert_eq!(
+        sim.nodes[1]
+            .endpoint
+            .stats()
+            .drops
+            .get(DropReason::UnknownCourier),
+        1
+    );
     assert!(connected(&sim, 0, 1));
 }

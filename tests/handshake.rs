@@ -40,7 +40,11 @@ fn handshake_completes_under_0_to_30_percent_loss() {
 #[test]
 fn simultaneous_open_gives_exactly_one_session() {
     for seed in 0..6u64 {
-        let mut sim = pair(seed, LinkConfig::lossy(Duration::from_millis(5), 0.0), EndpointConfig::default());
+        let mut sim = pair(
+            seed,
+            LinkConfig::lossy(Duration::from_millis(5), 0.0),
+            EndpointConfig::default(),
+        );
         let (a, b) = (id(&sim, 0), id(&sim, 1));
         let now = sim.now();
         sim.nodes[0].endpoint.connect(now, &b).unwrap();
@@ -79,12 +83,17 @@ fn a_restart_of_either_side_re_establishes_within_a_few_seconds() {
         let ok = sim.run_until_cond(Duration::from_secs(10), |s| connected(s, 0, 1));
         let took = sim.elapsed() - before;
         assert!(ok, "restart of node {restarted}: no new session");
-        assert!(took <= Duration::from_secs(5), "restart of node {restarted} took {took:?}");
+        assert!(
+            took <= Duration::from_secs(5),
+            "restart of node {restarted} took {took:?}"
+        );
         // Traffic flows on the new session.
         let peer = id(&sim, 1 - restarted);
         let token = sim.nodes[restarted].endpoint.ping(&peer).unwrap();
         sim.run_for(Duration::from_millis(100));
-        assert!(sim.events_of(restarted).any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
+        assert!(sim
+            .events_of(restarted)
+            .any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
     }
 }
 
@@ -139,4 +148,38 @@ fn same_seed_same_trace_and_different_seed_different_trace() {
     };
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
+}
+
+#[test]
+fn crossing_connects_give_one_session_and_no_alarm() {
+    // B calls connect just after answering A's SYN, so B's SYN crosses the
+    // completing handshake.
+    for seed in 0..4u64 {
+        let mut sim = pair(
+            seed,
+            LinkConfig::lossy(Duration::from_millis(20), 0.0),
+            EndpointConfig::default(),
+        );
+        let (a, b) = (id(&sim, 0), id(&sim, 1));
+        let now = sim.now();
+        sim.nodes[0].endpoint.connect(now, &b).unwrap();
+        sim.run_for(Duration::from_millis(21));
+        let now = sim.now();
+        sim.nodes[1].endpoint.connect(now, &a).unwrap();
+        sim.run_for(Duration::from_secs(15));
+        assert!(connected(&sim, 0, 1));
+        for n in 0..2 {
+            let e = &sim.nodes[n].events;
+            assert_eq!(
+                count_events(&sim, n, |e| matches!(e, Event::Connected { .. })),
+                1,
+                "{e:?}"
+            );
+            assert!(
+                !e.iter()
+                    .any(|(_, e)| matches!(e, Event::Alert(_) | Event::ConnectFailed { .. })),
+                "{e:?}"
+            );
+        }
+    }
 }

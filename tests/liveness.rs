@@ -23,7 +23,11 @@ fn syns(sim: &Sim) -> Vec<(Duration, bool)> {
 }
 
 fn attempt_starts(sim: &Sim) -> Vec<Duration> {
-    syns(sim).into_iter().filter(|&(_, new)| new).map(|(t, _)| t).collect()
+    syns(sim)
+        .into_iter()
+        .filter(|&(_, new)| new)
+        .map(|(t, _)| t)
+        .collect()
 }
 
 /// Node 0 wants node 1, which is unreachable.
@@ -44,9 +48,17 @@ fn honeymoon_probes_about_every_second() {
     let times: Vec<Duration> = syns(&sim).into_iter().map(|(t, _)| t).collect();
     let in_window: Vec<_> = times.iter().filter(|t| t.as_secs() >= 5).collect();
     // About one a second, plus each new attempt's quick first re-send.
-    assert!((22..=32).contains(&in_window.len()), "{} SYNs in 25 s: {times:?}", in_window.len());
+    assert!(
+        (22..=32).contains(&in_window.len()),
+        "{} SYNs in 25 s: {times:?}",
+        in_window.len()
+    );
     for w in in_window.windows(2) {
-        assert!(*w[1] - *w[0] <= Duration::from_millis(1250), "gap {:?} in {times:?}", *w[1] - *w[0]);
+        assert!(
+            *w[1] - *w[0] <= Duration::from_millis(1250),
+            "gap {:?} in {times:?}",
+            *w[1] - *w[0]
+        );
     }
 }
 
@@ -66,12 +78,18 @@ fn outside_honeymoon_probing_backs_off_exponentially_up_to_a_cap() {
     assert!(gaps.len() > 10, "{gaps:?}");
     // Each gap is the 2 s attempt plus a probe interval that only grows...
     for w in gaps.windows(2) {
-        assert!(w[1] + Duration::from_millis(1) >= w[0], "interval shrank: {gaps:?}");
+        assert!(
+            w[1] + Duration::from_millis(1) >= w[0],
+            "interval shrank: {gaps:?}"
+        );
     }
     // ...from about 1 s to the 60 s cap, and never past it.
     assert!(gaps[0] <= Duration::from_secs(4), "{gaps:?}");
     let last = *gaps.last().unwrap();
-    assert!(last >= Duration::from_secs(60) && last <= Duration::from_secs(63), "{gaps:?}");
+    assert!(
+        last >= Duration::from_secs(60) && last <= Duration::from_secs(63),
+        "{gaps:?}"
+    );
 }
 
 #[test]
@@ -95,7 +113,10 @@ fn the_last_active_peer_is_probed_as_if_no_older_than_an_hour() {
     // without the cap it would have grown towards 900 s.
     assert!(!late.is_empty());
     for g in late {
-        assert!(g >= Duration::from_secs(70) && g <= Duration::from_secs(74), "gap {g:?}");
+        assert!(
+            g >= Duration::from_secs(70) && g <= Duration::from_secs(74),
+            "gap {g:?}"
+        );
     }
 }
 
@@ -116,11 +137,17 @@ fn after_an_explicit_close_the_peer_is_left_alone_for_the_celibacy_period() {
     sim.run_for(Duration::from_millis(50));
     assert!(sim.events_of(1).any(|e| matches!(
         e,
-        Event::Disconnected { reason: DisconnectReason::ClosedByPeer { .. }, .. }
+        Event::Disconnected {
+            reason: DisconnectReason::ClosedByPeer { .. },
+            ..
+        }
     )));
     assert!(sim.events_of(0).any(|e| matches!(
         e,
-        Event::Disconnected { reason: DisconnectReason::ClosedLocally, .. }
+        Event::Disconnected {
+            reason: DisconnectReason::ClosedLocally,
+            ..
+        }
     )));
     let syn_count_at_close = sim.captured.iter().filter(|c| c.bytes[3] == 1).count();
     sim.run_until(closed_at + Duration::from_millis(19_900));
@@ -138,9 +165,15 @@ fn after_a_timeout_the_peer_goes_back_into_normal_probing() {
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     sim.partition(0, 1, true);
     let cut = sim.elapsed();
-    assert!(sim.run_until_cond(Duration::from_secs(10), |s| s
-        .events_of(0)
-        .any(|e| matches!(e, Event::Disconnected { reason: DisconnectReason::IdleTimeout, .. }))));
+    assert!(
+        sim.run_until_cond(Duration::from_secs(10), |s| s.events_of(0).any(|e| matches!(
+            e,
+            Event::Disconnected {
+                reason: DisconnectReason::IdleTimeout,
+                ..
+            }
+        )))
+    );
     let timed_out = sim.elapsed();
     assert!(timed_out - cut >= Duration::from_secs(5) && timed_out - cut < Duration::from_secs(6));
     sim.run_for(Duration::from_secs(3));

@@ -12,18 +12,26 @@ use octolink::{CourierId, CourierScope, EndpointConfig};
 use proptest::prelude::*;
 
 fn link_strategy() -> impl Strategy<Value = LinkConfig> {
-    (1u64..100, 0u64..20, 0.0..0.3f64, 0.0..0.2f64, 0.0..0.3f64, 0.0..0.05f64).prop_map(
-        |(latency, jitter, loss, duplicate, reorder, corrupt)| LinkConfig {
-            latency: Duration::from_millis(latency),
-            jitter: Duration::from_millis(jitter),
-            loss,
-            duplicate,
-            reorder,
-            reorder_delay: Duration::from_millis(7),
-            corrupt,
-            ..LinkConfig::default()
-        },
+    (
+        1u64..100,
+        0u64..20,
+        0.0..0.3f64,
+        0.0..0.2f64,
+        0.0..0.3f64,
+        0.0..0.05f64,
     )
+        .prop_map(
+            |(latency, jitter, loss, duplicate, reorder, corrupt)| LinkConfig {
+                latency: Duration::from_millis(latency),
+                jitter: Duration::from_millis(jitter),
+                loss,
+                duplicate,
+                reorder,
+                reorder_delay: Duration::from_millis(7),
+                corrupt,
+                ..LinkConfig::default()
+            },
+        )
 }
 
 proptest! {
@@ -139,8 +147,16 @@ fn simulation_trace_is_stable_under_a_fixed_scenario() {
     let run = || {
         let mut sim = Sim::new(99);
         sim.set_default_link(LinkConfig::lossy(Duration::from_millis(3), 0.2));
-        sim.add_node(identity("a"), octolink::TrustStore::new(), EndpointConfig::default());
-        sim.add_node(identity("b"), octolink::TrustStore::new(), EndpointConfig::default());
+        sim.add_node(
+            identity("a"),
+            octolink::TrustStore::new(),
+            EndpointConfig::default(),
+        );
+        sim.add_node(
+            identity("b"),
+            octolink::TrustStore::new(),
+            EndpointConfig::default(),
+        );
         sim.pair(0, 1);
         establish(&mut sim, Duration::from_secs(30));
         sim.run_for(Duration::from_secs(10));

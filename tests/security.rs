@@ -59,8 +59,14 @@ fn replayed_packets_are_rejected_counted_and_change_nothing() {
     }
     sim.run_for(Duration::from_millis(100));
     let stats = sim.nodes[1].endpoint.stats();
-    assert_eq!(stats.drops.get(DropReason::Replayed) - before, packets.len() as u64);
-    assert_eq!(sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(), 20);
+    assert_eq!(
+        stats.drops.get(DropReason::Replayed) - before,
+        packets.len() as u64
+    );
+    assert_eq!(
+        sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(),
+        20
+    );
 }
 
 #[test]
@@ -83,7 +89,10 @@ fn bit_flipped_packets_are_rejected_counted_and_change_nothing() {
     let stats = sim.nodes[1].endpoint.stats();
     assert_eq!(stats.drops.get(DropReason::AuthFailed), injected);
     assert_eq!(stats.hacked(), injected);
-    assert_eq!(sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(), 20);
+    assert_eq!(
+        sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(),
+        20
+    );
     assert!(connected(&sim, 0, 1), "tampering must not break the session");
 }
 
@@ -104,7 +113,11 @@ fn corrupting_link_never_delivers_corrupt_data() {
     for round in 0..50 {
         let now = sim.now();
         let msg = format!("round {round:04} payload").into_bytes();
-        sim.nodes[0].endpoint.courier_mut::<Probe>(ha).unwrap().push(now, msg);
+        sim.nodes[0]
+            .endpoint
+            .courier_mut::<Probe>(ha)
+            .unwrap()
+            .push(now, msg);
         sim.run_for(Duration::from_millis(20));
     }
     let inbox = &sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox;
@@ -147,7 +160,13 @@ fn forged_syn_with_bad_signature_gets_silence_and_no_signature() {
     let mut sim = pair(5, LinkConfig::default(), EndpointConfig::default());
     sim.capture = true;
     establish(&mut sim, Duration::from_secs(5)).unwrap();
-    let syn = sim.captured.iter().find(|c| c.bytes[3] == 1).unwrap().bytes.clone();
+    let syn = sim
+        .captured
+        .iter()
+        .find(|c| c.bytes[3] == 1)
+        .unwrap()
+        .bytes
+        .clone();
     let signatures = sim.nodes[1].endpoint.stats().rsa_signatures;
     let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
     // Change the timestamp (a "newer" SYN) without re-signing.
@@ -185,7 +204,13 @@ fn replayed_syn_on_a_live_session_is_ignored() {
     sim.capture = true;
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let syn = sim.captured.iter().find(|c| c.bytes[3] == 1).unwrap().bytes.clone();
+    let syn = sim
+        .captured
+        .iter()
+        .find(|c| c.bytes[3] == 1)
+        .unwrap()
+        .bytes
+        .clone();
     let from = sim.nodes[0].addr;
     sim.inject(from, 1, syn);
     sim.run_for(Duration::from_secs(1));
@@ -200,7 +225,13 @@ fn junk_datagrams_are_counted_as_broken_and_never_answered() {
     let mut sim = pair(8, LinkConfig::default(), EndpointConfig::default());
     sim.capture = true;
     let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
-    let junk: [&[u8]; 5] = [b"", b"GET / HTTP/1.1", &[0x6f, 0x6c, 1], &[0x6f, 0x6c, 1, 4, 0, 0, 0, 9], &[0u8; 600]];
+    let junk: [&[u8]; 5] = [
+        b"",
+        b"GET / HTTP/1.1",
+        &[0x6f, 0x6c, 1],
+        &[0x6f, 0x6c, 1, 4, 0, 0, 0, 9],
+        &[0u8; 600],
+    ];
     for j in junk {
         sim.inject(attacker, 1, j.to_vec());
     }
@@ -220,12 +251,18 @@ fn session_follows_an_authenticated_address_change_only() {
     forged[8] ^= 0x40;
     sim.inject("127.0.7.7:7777".parse().unwrap(), 1, forged);
     sim.run_for(Duration::from_millis(10));
-    assert!(!sim.events_of(1).any(|e| matches!(e, Event::AddressChanged { .. })));
+    assert!(!sim
+        .events_of(1)
+        .any(|e| matches!(e, Event::AddressChanged { .. })));
 
     let new_addr: SocketAddr = "127.0.1.99:5555".parse().unwrap();
     sim.change_address(0, new_addr);
     let now = sim.now();
-    sim.nodes[0].endpoint.courier_mut::<Probe>(ha).unwrap().push(now, b"from the new address".to_vec());
+    sim.nodes[0]
+        .endpoint
+        .courier_mut::<Probe>(ha)
+        .unwrap()
+        .push(now, b"from the new address".to_vec());
     sim.run_for(Duration::from_millis(50));
     assert!(sim
         .events_of(1)
@@ -233,6 +270,8 @@ fn session_follows_an_authenticated_address_change_only() {
     // Replies reach the new address: a ping round trip works.
     let token = sim.nodes[1].endpoint.ping(&a).unwrap();
     sim.run_for(Duration::from_millis(50));
-    assert!(sim.events_of(1).any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
+    assert!(sim
+        .events_of(1)
+        .any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
     assert_eq!(sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(), 2);
 }

@@ -10,7 +10,11 @@ use octolink::sim::LinkConfig;
 use octolink::{Endpoint, EndpointConfig, Identity, NodeAssociate, PublicKey, Role, TrustStore};
 
 fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/fixtures/keys/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/keys/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
@@ -24,7 +28,11 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 fn node_id_is_the_sha256_of_the_public_key_der_in_hex() {
     for name in ["a", "b", "big"] {
         let expected = fixture(&format!("node_{name}.id"));
-        assert_eq!(identity(name).id().to_string(), expected.trim(), "computed by openssl");
+        assert_eq!(
+            identity(name).id().to_string(),
+            expected.trim(),
+            "computed by openssl"
+        );
         let public = PublicKey::from_pem(&fixture(&format!("node_{name}.pub.pem"))).unwrap();
         assert_eq!(public.id(), identity(name).id());
     }
@@ -58,10 +66,17 @@ fn trust_store_round_trips_every_field_atomically() {
     a.last_failure_ms = Some(4);
     store.insert(a).unwrap();
     store
-        .insert(NodeAssociate::new(identity("c").public().clone(), "tablet", Role::Remote))
+        .insert(NodeAssociate::new(
+            identity("c").public().clone(),
+            "tablet",
+            Role::Remote,
+        ))
         .unwrap();
     store.save(&path).unwrap();
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left behind");
     assert_eq!(TrustStore::load(&path).unwrap(), store);
@@ -95,9 +110,20 @@ fn reloading_the_store_restores_every_peer_and_its_history() {
 
     // A new endpoint built from the file knows the peer: connect works with
     // no re-pairing.
-    let mut ep = Endpoint::new(EndpointConfig::default(), identity("a"), loaded, [1; 32], Instant::now(), 0).unwrap();
-    ep.connect(Instant::now(), &b).expect("peer restored from the store");
+    let mut ep = Endpoint::new(
+        EndpointConfig::default(),
+        identity("a"),
+        loaded,
+        [1; 32],
+        Instant::now(),
+        0,
+    )
+    .unwrap();
+    ep.connect(Instant::now(), &b)
+        .expect("peer restored from the store");
     let mut buf = [0u8; 1452];
-    let t = ep.poll_transmit(Instant::now(), &mut buf).expect("a SYN goes out");
+    let t = ep
+        .poll_transmit(Instant::now(), &mut buf)
+        .expect("a SYN goes out");
     assert_eq!(t.destination, sim.nodes[1].addr);
 }

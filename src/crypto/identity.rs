@@ -160,9 +160,7 @@ impl PublicKey {
 
     pub fn to_pem(&self) -> String {
         // Encoding a key we already hold as valid cannot fail.
-        self.key
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap_or_default()
+        self.key.to_public_key_pem(LineEnding::LF).unwrap_or_default()
     }
 
     pub fn id(&self) -> NodeId {
@@ -249,11 +247,9 @@ impl Identity {
 
     /// Saves the private key with mode 0600, atomically.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        crate::persist::write_atomic(path, self.to_pem().as_bytes(), 0o600).map_err(|source| {
-            KeyError::Io {
-                path: path.display().to_string(),
-                source,
-            }
+        crate::persist::write_atomic(path, self.to_pem().as_bytes(), 0o600).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
         })
     }
 

@@ -78,7 +78,11 @@ pub struct SessionKeys {
 
 /// Derives both directions' keys. `initiator` says which side we are, so
 /// the two ends agree on which key is whose.
-pub fn derive_session_keys(shared_secret: &[u8; 32], transcript_hash: &[u8; 32], initiator: bool) -> SessionKeys {
+pub fn derive_session_keys(
+    shared_secret: &[u8; 32],
+    transcript_hash: &[u8; 32],
+    initiator: bool,
+) -> SessionKeys {
     let hk = Hkdf::<Sha256>::new(Some(transcript_hash), shared_secret);
     let mut okm = [0u8; 2 * (32 + 12)];
     // 88 bytes is far below HKDF-SHA256's 8160-byte limit.

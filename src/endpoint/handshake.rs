@@ -27,7 +27,9 @@ impl Endpoint {
     /// Signs and sends a new SYN to `peer`, unless one was signed too
     /// recently (then the liveness timer retries later).
     pub(crate) fn start_attempt(&mut self, now: Instant, peer: NodeId) {
-        let Some(assoc) = self.trust.get(&peer) else { return };
+        let Some(assoc) = self.trust.get(&peer) else {
+            return;
+        };
         let Some(addr) = assoc.best_address() else { return };
         let responder_sig_len = assoc.public_key.signature_len();
         let interval = self.cfg.signature_interval;
@@ -146,6 +148,11 @@ impl Endpoint {
                 return self.drop_datagram(DropReason::StaleSyn);
             }
             if s.is_active() && now.saturating_duration_since(s.last_recv) < self.cfg.restart_silence {
+                // Crossing connects: the peer's SYN left before our shared
+                // session completed. The session stands; no alarm.
+                if now.saturating_duration_since(s.created) < self.cfg.restart_silence {
+                    return self.drop_datagram(DropReason::CrossedSyn);
+                }
                 self.drop_datagram(DropReason::SynOnLiveSession);
                 return self.push_event(Event::Alert(Alert::SynOnLiveSession { peer, from }));
             }
@@ -258,7 +265,9 @@ impl Endpoint {
         let Some(key) = self.trust.get(&peer).map(|a| a.public_key.clone()) else {
             return self.drop_datagram(DropReason::UntrustedKey);
         };
-        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         let Some(out) = p.outgoing.as_mut().filter(|o| o.local_id == m.header.session_id) else {
             // Our ACK was lost and the peer re-sent its answer: re-send the ACK.
             let cached = p
@@ -284,7 +293,9 @@ impl Endpoint {
         let Some(transcript) = hs::verify_message(&m, SYN_ACK_LABEL, &out_transcript, &key) else {
             return self.drop_datagram(DropReason::BadSignature);
         };
-        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         let Some(mut out) = p.outgoing.take() else { return };
         let secret = out.secret.take();
         let Some(keys) = secret.and_then(|s| hs::agree(s, m.msg.ephemeral, &transcript, true)) else {
@@ -297,8 +308,15 @@ impl Endpoint {
             ephemeral: out.ephemeral,
             timestamp_us: self.wall_us(now),
         };
-        let (ack_datagram, _) =
-            hs::sign_message(&ack, m.msg.session_id, ACK_LABEL, &transcript, &self.identity, &mut self.rng, 0);
+        let (ack_datagram, _) = hs::sign_message(
+            &ack,
+            m.msg.session_id,
+            ACK_LABEL,
+            &transcript,
+            &self.identity,
+            &mut self.rng,
+            0,
+        );
         self.stats.rsa_signatures += 1;
         self.stats.whole += 1;
         let mut session = Session::new(
@@ -332,10 +350,16 @@ impl Endpoint {
             return self.drop_datagram(DropReason::UntrustedKey);
         };
         let Some(p) = self.peers.get(&peer) else { return };
-        let Some((_, confirming)) = p.pending.as_ref().filter(|(s, _)| s.local_id == m.header.session_id)
+        let Some((_, confirming)) = p
+            .pending
+            .as_ref()
+            .filter(|(s, _)| s.local_id == m.header.session_id)
         else {
             // A duplicate ACK for a session already confirmed is harmless.
-            if p.session.as_ref().is_some_and(|s| s.local_id == m.header.session_id) {
+            if p.session
+                .as_ref()
+                .is_some_and(|s| s.local_id == m.header.session_id)
+            {
                 self.stats.whole += 1;
                 return;
             }
@@ -361,8 +385,12 @@ impl Endpoint {
     /// The responder's session is confirmed (by the ACK, or by the first
     /// authentic data packet, which only the initiator could have sealed).
     pub(crate) fn confirm_pending(&mut self, now: Instant, peer: NodeId) {
-        let Some(p) = self.peers.get_mut(&peer) else { return };
-        let Some((mut session, _)) = p.pending.take() else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let Some((mut session, _)) = p.pending.take() else {
+            return;
+        };
         session.confirmed = true;
         self.install_session(now, peer, session);
     }
@@ -372,7 +400,13 @@ impl Endpoint {
         let addr = session.addr;
         let initiator = session.initiator;
         let wall_ms = self.wall_ms(now);
-        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        // One session per peer: an attempt of ours still in flight is moot.
+        if let Some(out) = p.outgoing.take() {
+            self.by_session.remove(&out.local_id);
+        }
         let old = p.session.replace(session);
         if let Some(old) = old {
             self.by_session.remove(&old.local_id);

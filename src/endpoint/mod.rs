@@ -294,7 +294,7 @@ impl Endpoint {
         let p = self.peers.entry(*peer).or_default();
         p.liveness.wanted = true;
         p.liveness.celibate_until = None;
-        if p.active_session().is_none() && p.outgoing.is_none() {
+        if p.active_session().is_none() && p.outgoing.is_none() && p.pending.is_none() {
             self.start_attempt(now, *peer);
         }
         Ok(())

@@ -90,7 +90,9 @@ impl Endpoint {
         newest: bool,
     ) {
         let wall_ms = self.wall_ms(now);
-        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
         let Some(session) = peer.session.as_mut().filter(|s| s.local_id == header.session_id) else {
             return;
         };
@@ -109,7 +111,10 @@ impl Endpoint {
         // move the session to a new address.
         if newest && from != session.addr {
             session.addr = from;
-            events.push(Event::AddressChanged { peer: peer_id, addr: from });
+            events.push(Event::AddressChanged {
+                peer: peer_id,
+                addr: from,
+            });
             if let Some(a) = self.trust.get_mut(&peer_id) {
                 a.note_address(from, true, Some(wall_ms));
             }
@@ -180,7 +185,11 @@ impl Endpoint {
             now,
             peer: Some(peer_id),
         };
-        let peer_slots = self.peers.get(&peer_id).map(|p| p.courier_slots.as_slice()).unwrap_or(&[]);
+        let peer_slots = self
+            .peers
+            .get(&peer_id)
+            .map(|p| p.courier_slots.as_slice())
+            .unwrap_or(&[]);
         let slot = peer_slots
             .iter()
             .chain(self.broadcast_slots.iter())
@@ -201,12 +210,17 @@ impl Endpoint {
     /// Removes the peer's session after a close; celibacy follows.
     pub(crate) fn end_session(&mut self, now: Instant, peer_id: NodeId, reason: DisconnectReason) {
         let celibacy = self.cfg.celibacy;
-        let Some(p) = self.peers.get_mut(&peer_id) else { return };
+        let Some(p) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
         let Some(s) = p.session.take() else { return };
         p.liveness.celibate_until = Some(now + celibacy);
         self.by_session.remove(&s.local_id);
         if s.is_active() {
-            self.push_event(Event::Disconnected { peer: peer_id, reason });
+            self.push_event(Event::Disconnected {
+                peer: peer_id,
+                reason,
+            });
         }
     }
 }

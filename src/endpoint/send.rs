@@ -72,7 +72,9 @@ impl Endpoint {
             return;
         };
         for (k, &i) in self.broadcast_slots.iter().enumerate() {
-            let Some(slot) = self.couriers[i].as_mut() else { continue };
+            let Some(slot) = self.couriers[i].as_mut() else {
+                continue;
+            };
             let generation = slot.broadcast.generation;
             let all_sent = self
                 .peers
@@ -106,7 +108,9 @@ impl Endpoint {
     }
 
     fn session_wants_to_send(&self, now: Instant, peer_id: &NodeId) -> bool {
-        let Some(p) = self.peers.get(peer_id) else { return false };
+        let Some(p) = self.peers.get(peer_id) else {
+            return false;
+        };
         let Some(s) = p.session.as_ref() else { return false };
         if s.close_due.is_some() {
             return true;
@@ -123,7 +127,9 @@ impl Endpoint {
         if self.keepalive_at(s) <= now {
             return true;
         }
-        self.due_candidates(now, p.courier_slots.iter().copied(), s).next().is_some()
+        self.due_candidates(now, p.courier_slots.iter().copied(), s)
+            .next()
+            .is_some()
     }
 
     pub(crate) fn keepalive_at(&self, s: &Session) -> Instant {
@@ -152,20 +158,24 @@ impl Endpoint {
                 max_payload: usize::from(m.max_payload),
             })
         });
-        let broadcast = self.broadcast_slots.iter().enumerate().filter_map(move |(k, &i)| {
-            let slot = self.couriers[i].as_ref()?;
-            let b = &slot.broadcast;
-            let sent = s.broadcast_sent.get(k).copied().unwrap_or(0);
-            if b.generation <= sent || b.bytes.is_empty() {
-                return None;
-            }
-            Some(Candidate {
-                slot: i,
-                priority: slot.courier.mandate().priority,
-                due: b.due_since.unwrap_or(now),
-                max_payload: b.bytes.len(),
-            })
-        });
+        let broadcast = self
+            .broadcast_slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(k, &i)| {
+                let slot = self.couriers[i].as_ref()?;
+                let b = &slot.broadcast;
+                let sent = s.broadcast_sent.get(k).copied().unwrap_or(0);
+                if b.generation <= sent || b.bytes.is_empty() {
+                    return None;
+                }
+                Some(Candidate {
+                    slot: i,
+                    priority: slot.courier.mandate().priority,
+                    due: b.due_since.unwrap_or(now),
+                    max_payload: b.bytes.len(),
+                })
+            });
         own.chain(broadcast)
     }
 
@@ -235,7 +245,9 @@ impl Endpoint {
             if !scheduler::fits(c, space, wrote_courier) {
                 continue;
             }
-            let Some(slot) = self.couriers[c.slot].as_mut() else { continue };
+            let Some(slot) = self.couriers[c.slot].as_mut() else {
+                continue;
+            };
             let wire_id = slot.id.0;
             let written = match slot.scope {
                 CourierScope::Peer(_) => {
@@ -259,7 +271,11 @@ impl Endpoint {
                     })
                     .unwrap_or(0);
                     if n > 0 {
-                        let k = self.broadcast_slots.iter().position(|&i| i == c.slot).unwrap_or(0);
+                        let k = self
+                            .broadcast_slots
+                            .iter()
+                            .position(|&i| i == c.slot)
+                            .unwrap_or(0);
                         if s.broadcast_sent.len() <= k {
                             s.broadcast_sent.resize(k + 1, 0);
                         }
@@ -281,7 +297,11 @@ impl Endpoint {
         }
         self.candidates = candidates;
 
-        if !eliciting && closing.is_none() && keepalive_due && wire::write_ping(&mut w, KEEPALIVE_TOKEN).is_ok() {
+        if !eliciting
+            && closing.is_none()
+            && keepalive_due
+            && wire::write_ping(&mut w, KEEPALIVE_TOKEN).is_ok()
+        {
             eliciting = true;
         }
         let body_len = w.len();
@@ -289,7 +309,10 @@ impl Endpoint {
             // Nothing was due after all (a courier wrote nothing).
             return None;
         }
-        let tag = s.keys.send.seal(header.packet_number, head, &mut rest[..body_len]);
+        let tag = s
+            .keys
+            .send
+            .seal(header.packet_number, head, &mut rest[..body_len]);
         rest[body_len..body_len + TAG_LEN].copy_from_slice(&tag);
         let len = HEADER_LEN + body_len + TAG_LEN;
         s.next_pn += 1;

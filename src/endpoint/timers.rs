@@ -200,7 +200,8 @@ impl Endpoint {
 fn any_pending_broadcast(ep: &Endpoint, s: &crate::session::Session) -> bool {
     ep.broadcast_slots.iter().enumerate().any(|(k, &i)| {
         ep.couriers[i].as_ref().is_some_and(|slot| {
-            !slot.broadcast.bytes.is_empty() && slot.broadcast.generation > s.broadcast_sent.get(k).copied().unwrap_or(0)
+            !slot.broadcast.bytes.is_empty()
+                && slot.broadcast.generation > s.broadcast_sent.get(k).copied().unwrap_or(0)
         })
     })
 }

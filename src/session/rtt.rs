@@ -105,7 +105,10 @@ mod tests {
         let mut log = SentLog::default();
         log.on_sent(1, t0);
         log.on_sent(2, t0 + Duration::from_millis(1));
-        assert_eq!(log.on_ack(2, t0 + Duration::from_millis(11)), Some(Duration::from_millis(10)));
+        assert_eq!(
+            log.on_ack(2, t0 + Duration::from_millis(11)),
+            Some(Duration::from_millis(10))
+        );
         assert_eq!(log.on_ack(2, t0 + Duration::from_millis(20)), None);
         assert_eq!(log.on_ack(1, t0 + Duration::from_millis(20)), None);
     }

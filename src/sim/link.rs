@@ -109,7 +109,11 @@ impl Link {
             return fate;
         }
         if let Some(b) = c.burst {
-            let flip = if self.in_bad_state { b.leave_bad } else { b.enter_bad };
+            let flip = if self.in_bad_state {
+                b.leave_bad
+            } else {
+                b.enter_bad
+            };
             if draws[0] < flip {
                 self.in_bad_state = !self.in_bad_state;
             }

@@ -133,15 +133,23 @@ impl Sim {
     fn make_endpoint(&mut self, identity: Identity, trust: TrustStore, config: EndpointConfig) -> Endpoint {
         let seed: [u8; 32] = self.rng.gen();
         let now = self.now();
-        Endpoint::new(config, identity, trust, seed, now, SIM_UNIX_US + self.now.as_micros() as u64)
-            .expect("simulated endpoint config is valid")
+        Endpoint::new(
+            config,
+            identity,
+            trust,
+            seed,
+            now,
+            SIM_UNIX_US + self.now.as_micros() as u64,
+        )
+        .expect("simulated endpoint config is valid")
     }
 
     /// Makes `a` and `b` trust each other, with each other's address.
     pub fn pair(&mut self, a: usize, b: usize) {
         for (x, y) in [(a, b), (b, a)] {
             let key = self.nodes[y].identity.public().clone();
-            let assoc = NodeAssociate::new(key, format!("node{y}"), Role::Agent).with_address(self.nodes[y].addr);
+            let assoc =
+                NodeAssociate::new(key, format!("node{y}"), Role::Agent).with_address(self.nodes[y].addr);
             self.nodes[x]
                 .endpoint
                 .add_associate(assoc)
@@ -152,7 +160,11 @@ impl Sim {
     /// The link from `from` to `to`, created from the default if unset.
     pub fn link_mut(&mut self, from: usize, to: usize) -> &mut LinkConfig {
         let default = self.default_link;
-        &mut self.links.entry((from, to)).or_insert_with(|| Link::new(default)).config
+        &mut self
+            .links
+            .entry((from, to))
+            .or_insert_with(|| Link::new(default))
+            .config
     }
 
     /// Sets both directions between `a` and `b`.
@@ -177,7 +189,11 @@ impl Sim {
     /// trust store as it was (as if persisted), but no sessions.
     pub fn restart(&mut self, node: usize) {
         let n = &self.nodes[node];
-        let (identity, trust, config) = (n.identity.clone(), n.endpoint.trust_store().clone(), n.config.clone());
+        let (identity, trust, config) = (
+            n.identity.clone(),
+            n.endpoint.trust_store().clone(),
+            n.config.clone(),
+        );
         self.nodes[node].endpoint = self.make_endpoint(identity, trust, config);
     }
 
@@ -229,7 +245,10 @@ impl Sim {
             return;
         };
         let default = self.default_link;
-        let link = self.links.entry((from_node, to_node)).or_insert_with(|| Link::new(default));
+        let link = self
+            .links
+            .entry((from_node, to_node))
+            .or_insert_with(|| Link::new(default));
         let fate = link.decide(&mut self.rng, self.now, bytes.len());
         if fate.arrivals.is_empty() {
             self.lost += 1;
@@ -273,7 +292,9 @@ impl Sim {
                 break;
             }
             self.queue.pop();
-            let Some(d) = self.in_flight.remove(&seq) else { continue };
+            let Some(d) = self.in_flight.remove(&seq) else {
+                continue;
+            };
             self.trace.update(t.as_micros().to_be_bytes());
             self.trace.update(d.from.to_string().as_bytes());
             self.trace.update(d.to.to_string().as_bytes());
@@ -334,7 +355,11 @@ impl Sim {
             }
             if self.now == last {
                 stuck += 1;
-                assert!(stuck < MAX_STEPS_WITHOUT_PROGRESS, "simulation livelocked at {:?}", self.now);
+                assert!(
+                    stuck < MAX_STEPS_WITHOUT_PROGRESS,
+                    "simulation livelocked at {:?}",
+                    self.now
+                );
             } else {
                 stuck = 0;
                 last = self.now;

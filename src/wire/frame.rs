@@ -34,9 +34,15 @@ pub enum Frame<'a> {
     Pong(u64),
     Ack(AckFrame<'a>),
     Close(CloseFrame<'a>),
-    Courier { id: u16, payload: &'a [u8] },
+    Courier {
+        id: u16,
+        payload: &'a [u8],
+    },
     /// An extension frame this version does not know; skipped.
-    Unknown { frame_type: u8, len: usize },
+    Unknown {
+        frame_type: u8,
+        len: usize,
+    },
 }
 
 impl Frame<'_> {
@@ -363,10 +369,7 @@ pub fn write_courier(
     Ok(n)
 }
 
-fn atomic<T>(
-    w: &mut Writer<'_>,
-    f: impl FnOnce(&mut Writer<'_>) -> Result<T, NoRoom>,
-) -> Result<T, NoRoom> {
+fn atomic<T>(w: &mut Writer<'_>, f: impl FnOnce(&mut Writer<'_>) -> Result<T, NoRoom>) -> Result<T, NoRoom> {
     let start = w.len();
     let res = f(w);
     if res.is_err() {
@@ -443,7 +446,10 @@ mod tests {
         let body = [0x03, 3, 0, 1, 2, 5, 0];
         assert_eq!(FrameIter::validate(&body), Err(DecodeError::BadFrame));
         // A first range longer than largest.
-        assert_eq!(FrameIter::validate(&[0x03, 3, 0, 0, 9]), Err(DecodeError::BadFrame));
+        assert_eq!(
+            FrameIter::validate(&[0x03, 3, 0, 0, 9]),
+            Err(DecodeError::BadFrame)
+        );
     }
 
     #[test]
@@ -478,9 +484,6 @@ mod tests {
             FrameIter::validate(&[0x04, 0, 1, 200]),
             Err(DecodeError::Truncated)
         );
-        assert_eq!(
-            FrameIter::validate(&[0x45, 0xff]),
-            Err(DecodeError::Truncated)
-        );
+        assert_eq!(FrameIter::validate(&[0x45, 0xff]), Err(DecodeError::Truncated));
     }
 }

@@ -10,12 +10,14 @@ mod frame;
 mod handshake;
 
 pub use buf::{varint_len, NoRoom, Reader, Writer, VARINT_MAX};
+pub use frame::{
+    write_ack, write_close, write_courier, write_padding, write_ping, write_pong, COURIER_FRAME_OVERHEAD,
+};
 pub use frame::{AckFrame, AckRanges, CloseFrame, Frame, FrameIter, FrameType};
 pub use handshake::{
-    append_signature as append_signature_to, HandshakeFields, HsAck, SignedMessage, Syn, SynAck, HS_NONCE_LEN,
-    MAX_SIGNATURE_LEN,
+    append_signature as append_signature_to, HandshakeFields, HsAck, SignedMessage, Syn, SynAck,
+    HS_NONCE_LEN, MAX_SIGNATURE_LEN,
 };
-pub use frame::{write_ack, write_close, write_courier, write_padding, write_ping, write_pong, COURIER_FRAME_OVERHEAD};
 
 /// The first two bytes of every octolink datagram ("ol").
 pub const MAGIC: [u8; 2] = [0x6f, 0x6c];

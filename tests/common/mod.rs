@@ -10,7 +10,10 @@ use octolink::{
 };
 
 pub fn identity(name: &str) -> Identity {
-    let path = format!("{}/tests/fixtures/keys/node_{name}.pem", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/keys/node_{name}.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     Identity::from_pem(&pem).expect("fixture key parses")
 }
