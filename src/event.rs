@@ -16,6 +16,8 @@ pub enum DisconnectReason {
     IdleTimeout,
     /// A newer session with the same peer replaced this one (peer restart).
     Replaced,
+    /// The session used up its 2^48 packet numbers; a new handshake follows.
+    PacketNumbersExhausted,
 }
 
 /// Why a connection attempt failed.

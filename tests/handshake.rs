@@ -183,3 +183,21 @@ fn crossing_connects_give_one_session_and_no_alarm() {
         }
     }
 }
+
+#[test]
+fn a_lost_ack_is_covered_by_the_ping_behind_it_or_its_re_send() {
+    let mut sim = pair(21, LinkConfig::default(), EndpointConfig::default());
+    let b = id(&sim, 1);
+    let now = sim.now();
+    sim.nodes[0].endpoint.connect(now, &b).unwrap();
+    // SYN leaves at 0 and lands at 1 ms; the SYN-ACK lands back at 2 ms,
+    // when the ACK and the ping behind it leave. Cut 0 → 1 just then.
+    sim.run_until(Duration::from_micros(1_500));
+    sim.link_mut(0, 1).up = false;
+    sim.run_until(Duration::from_millis(3));
+    sim.link_mut(0, 1).up = true;
+    assert!(sim.nodes[0].endpoint.is_connected(&b));
+    assert!(!connected(&sim, 0, 1), "the responder has not heard the ACK");
+    // The ACK is re-sent after 250 ms, not left to the 1 s keepalive.
+    assert!(sim.run_until_cond(Duration::from_millis(300), |s| connected(s, 0, 1)));
+}

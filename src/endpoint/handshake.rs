@@ -334,6 +334,11 @@ impl Endpoint {
             now,
         );
         session.hs_ack = Some(ack_datagram.clone());
+        // A ping right behind the ACK: if the ACK is lost, the sealed ping
+        // confirms the session at the responder all the same.
+        session.keepalive_due = true;
+        let rto = self.cfg.handshake_initial_rto;
+        session.confirm_probe = Some((now + rto, rto));
         self.queue_handshake(from, ack_datagram);
         self.install_session(now, peer, session);
     }

@@ -98,6 +98,7 @@ impl Endpoint {
         };
         session.received.add(HEADER_LEN + body_len + TAG_LEN);
         session.last_recv = now;
+        session.confirm_probe = None;
         let mut events: Vec<Event> = Vec::new();
         if let SessionState::Disconnected { .. } = session.state {
             session.state = SessionState::Active;
@@ -207,14 +208,20 @@ impl Endpoint {
         }
     }
 
-    /// Removes the peer's session after a close; celibacy follows.
+    /// Removes the peer's session and reports it.
     pub(crate) fn end_session(&mut self, now: Instant, peer_id: NodeId, reason: DisconnectReason) {
         let celibacy = self.cfg.celibacy;
         let Some(p) = self.peers.get_mut(&peer_id) else {
             return;
         };
         let Some(s) = p.session.take() else { return };
-        p.liveness.celibate_until = Some(now + celibacy);
+        // Celibacy follows an explicit close only, not other endings.
+        if matches!(
+            reason,
+            DisconnectReason::ClosedLocally | DisconnectReason::ClosedByPeer { .. }
+        ) {
+            p.liveness.celibate_until = Some(now + celibacy);
+        }
         self.by_session.remove(&s.local_id);
         if s.is_active() {
             self.push_event(Event::Disconnected {

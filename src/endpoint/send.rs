@@ -10,7 +10,9 @@ use crate::crypto::NodeId;
 use crate::event::DisconnectReason;
 use crate::scheduler::{self, Candidate};
 use crate::session::{Session, MAX_APP_PINGS};
-use crate::wire::{self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, TAG_LEN};
+use crate::wire::{
+    self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, MAX_PACKET_NUMBER, TAG_LEN,
+};
 
 /// Most ack ranges written per packet.
 const MAX_ACK_RANGES: usize = 16;
@@ -118,7 +120,7 @@ impl Endpoint {
         if !s.is_active() || s.pacer.ready_at(now, s.max_datagram) > now {
             return false;
         }
-        if !s.pongs_due.is_empty() || s.ping_due.is_some() {
+        if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
             return true;
         }
         if s.acks.deadline(self.cfg.max_ack_delay).is_some_and(|t| t <= now) {
@@ -197,6 +199,11 @@ impl Endpoint {
         };
         let p = self.peers.get_mut(&peer_id)?;
         let s = p.session.as_mut()?;
+        if s.next_pn >= MAX_PACKET_NUMBER {
+            // Never reuse a nonce: this key is spent.
+            self.end_session(now, peer_id, DisconnectReason::PacketNumbersExhausted);
+            return None;
+        }
         let max = s.max_datagram.min(buf.len());
         let closing = s.close_due.take();
         let header = Header {
@@ -299,10 +306,11 @@ impl Endpoint {
 
         if !eliciting
             && closing.is_none()
-            && keepalive_due
+            && (keepalive_due || s.keepalive_due)
             && wire::write_ping(&mut w, KEEPALIVE_TOKEN).is_ok()
         {
             eliciting = true;
+            s.keepalive_due = false;
         }
         let body_len = w.len();
         if body_len == 0 {

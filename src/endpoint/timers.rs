@@ -45,9 +45,10 @@ impl Endpoint {
                         }
                     };
                     want(s.acks.deadline(self.cfg.max_ack_delay));
-                    if !s.pongs_due.is_empty() || s.ping_due.is_some() {
+                    if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
                         want(Some(self.epoch));
                     }
+                    consider(s.confirm_probe.map(|(t, _)| t));
                     for &i in &p.courier_slots {
                         want(self.courier_due(i));
                     }
@@ -165,6 +166,19 @@ impl Endpoint {
             }
         }
 
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        // Initiator not yet heard from: re-send the ACK and a ping.
+        if let Some(s) = p.session.as_mut() {
+            if let Some((_, rto)) = s.confirm_probe.filter(|&(at, _)| at <= now) {
+                let rto = (rto * 2).min(cfg.handshake_max_rto);
+                s.confirm_probe = Some((now + rto, rto));
+                s.keepalive_due = true;
+                if let Some(ack) = s.hs_ack.clone() {
+                    let addr = s.addr;
+                    self.queue_handshake(addr, ack);
+                }
+            }
+        }
         let Some(p) = self.peers.get_mut(&id) else { return };
         if let Some(s) = p.session.as_mut() {
             match s.state {

@@ -6,7 +6,7 @@ mod pacer;
 mod rtt;
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use ack::AckTracker;
 pub use pacer::Pacer;
@@ -62,6 +62,11 @@ pub struct Session {
     pub broadcast_sent: Vec<u64>,
     /// The initiator's signed ACK, re-sent if a duplicate SYN-ACK arrives.
     pub hs_ack: Option<Vec<u8>>,
+    /// Initiator only, until the responder is heard from: when to re-send
+    /// the ACK (with a ping behind it), and the current back-off.
+    pub confirm_probe: Option<(Instant, Duration)>,
+    /// An internal ping to send in the next packet.
+    pub keepalive_due: bool,
     pub sent: Traffic,
     pub received: Traffic,
     pub courier_frames_sent: u64,
@@ -110,6 +115,8 @@ impl Session {
             close_due: None,
             broadcast_sent: Vec::new(),
             hs_ack: None,
+            confirm_probe: None,
+            keepalive_due: false,
             sent: Traffic::default(),
             received: Traffic::default(),
             courier_frames_sent: 0,
