@@ -12,8 +12,6 @@
 //! See `docs/architecture.md` for the layers and `docs/protocol.md` for the
 //! wire format.
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
-#![allow(missing_docs)] // Internal items are documented where it helps; the public API is.
 
 pub mod config;
 pub mod courier;

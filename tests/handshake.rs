@@ -201,3 +201,23 @@ fn a_lost_ack_is_covered_by_the_ping_behind_it_or_its_re_send() {
     // The ACK is re-sent after 250 ms, not left to the 1 s keepalive.
     assert!(sim.run_until_cond(Duration::from_millis(300), |s| connected(s, 0, 1)));
 }
+
+#[test]
+fn handshake_completes_under_burst_loss_and_a_narrow_link() {
+    for seed in 0..8u64 {
+        let link = LinkConfig {
+            burst: Some(octolink::sim::BurstLoss {
+                enter_bad: 0.05,
+                leave_bad: 0.3,
+                bad_loss: 0.9,
+            }),
+            rate: Some(20_000),
+            ..LinkConfig::lossy(Duration::from_millis(30), 0.05)
+        };
+        let mut sim = pair(seed, link, EndpointConfig::default());
+        assert!(
+            establish(&mut sim, Duration::from_secs(60)).is_some(),
+            "seed {seed}"
+        );
+    }
+}

@@ -148,3 +148,74 @@ impl Link {
         fate
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn run(config: LinkConfig, n: usize, spacing: Duration) -> Vec<Fate> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let mut link = Link::new(config);
+        (0..n)
+            .map(|i| link.decide(&mut rng, spacing * i as u32, 500))
+            .collect()
+    }
+
+    #[test]
+    fn burst_loss_comes_in_runs() {
+        let burst = BurstLoss {
+            enter_bad: 0.01,
+            leave_bad: 0.1,
+            bad_loss: 1.0,
+        };
+        let fates = run(
+            LinkConfig {
+                burst: Some(burst),
+                ..LinkConfig::default()
+            },
+            20_000,
+            Duration::ZERO,
+        );
+        let lost: Vec<bool> = fates.iter().map(|f| f.arrivals.is_empty()).collect();
+        let losses = lost.iter().filter(|&&l| l).count();
+        // Stationary bad share: 0.01 / (0.01 + 0.1) ≈ 9 %.
+        assert!((1200..2400).contains(&losses), "{losses}");
+        let runs = lost.windows(2).filter(|w| w[1] && !w[0]).count();
+        let mean_run = losses as f64 / runs as f64;
+        assert!(mean_run > 5.0, "losses must cluster, mean run {mean_run}");
+    }
+
+    #[test]
+    fn rate_limit_spaces_arrivals_and_tail_drops_past_the_queue() {
+        let config = LinkConfig {
+            rate: Some(500_000),
+            queue_bytes: 5_000,
+            ..LinkConfig::default()
+        };
+        let fates = run(config, 100, Duration::ZERO);
+        let delivered: Vec<Duration> = fates.iter().filter_map(|f| f.arrivals.first().copied()).collect();
+        // 500 B at 500 kB/s = 1 ms apart; the queue holds ~10 datagrams.
+        assert!(
+            delivered.len() >= 10 && delivered.len() <= 12,
+            "{}",
+            delivered.len()
+        );
+        for w in delivered.windows(2) {
+            assert_eq!(w[1] - w[0], Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_partitioned_link_delivers_nothing() {
+        let fates = run(
+            LinkConfig {
+                up: false,
+                ..LinkConfig::default()
+            },
+            100,
+            Duration::from_millis(1),
+        );
+        assert!(fates.iter().all(|f| f.arrivals.is_empty()));
+    }
+}
