@@ -53,6 +53,8 @@ pub struct EndpointConfig {
     pub max_queued_events: usize,
     /// Cap on one session's send rate, bytes per second (pacing).
     pub max_send_rate: u64,
+    /// Thresholds of the good/bad link quality signal.
+    pub link_quality: crate::session::LinkQualityConfig,
 }
 
 impl Default for EndpointConfig {
@@ -78,6 +80,7 @@ impl Default for EndpointConfig {
             connect_all: false,
             max_queued_events: 4096,
             max_send_rate: 50_000_000,
+            link_quality: crate::session::LinkQualityConfig::default(),
         }
     }
 }

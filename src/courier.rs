@@ -77,6 +77,7 @@ pub struct CourierContext {
 pub struct PayloadWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
+    token: u64,
 }
 
 /// The payload writer is full.
@@ -85,8 +86,14 @@ pub struct PayloadWriter<'a> {
 pub struct PayloadFull;
 
 impl<'a> PayloadWriter<'a> {
-    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
-        Self { buf, len: 0 }
+    pub(crate) fn new(buf: &'a mut [u8], token: u64) -> Self {
+        Self { buf, len: 0, token }
+    }
+
+    /// Names the frame being written. The engine later reports its fate to
+    /// [`Courier::on_delivered`] or [`Courier::on_lost`] with this token.
+    pub fn token(&self) -> u64 {
+        self.token
     }
 
     /// Bytes still available.
@@ -158,6 +165,26 @@ pub trait Courier: Any + Send {
     /// A payload arrived for this courier. It is untrusted input: it is
     /// authentic (from a trusted peer) but may be malformed.
     fn on_receive(&mut self, ctx: &CourierContext, payload: &[u8]);
+
+    /// The packet carrying frame `token` (see [`PayloadWriter::token`]) was
+    /// acknowledged by `ctx.peer`: the payload was handed to its courier.
+    fn on_delivered(&mut self, _ctx: &CourierContext, _token: u64) {}
+
+    /// The packet carrying frame `token` was declared lost (RFC 9002 rules).
+    /// A reliable courier writes the data again in a later opportunity.
+    fn on_lost(&mut self, _ctx: &CourierContext, _token: u64) {}
+
+    /// A session with `ctx.peer` was established.
+    fn on_session_start(&mut self, _ctx: &CourierContext) {}
+
+    /// The session with `ctx.peer` ended; frames still in flight will never
+    /// be reported delivered or lost.
+    fn on_session_end(&mut self, _ctx: &CourierContext) {}
+
+    /// Messages waiting to be sent, for [`crate::Stats`]. Optional.
+    fn queue_depth(&self) -> usize {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +194,7 @@ mod tests {
     #[test]
     fn payload_writer_never_writes_past_its_window() {
         let mut buf = [0u8; 4];
-        let mut w = PayloadWriter::new(&mut buf);
+        let mut w = PayloadWriter::new(&mut buf, 1);
         w.write(b"abc").unwrap();
         assert_eq!(w.write(b"de"), Err(PayloadFull));
         assert_eq!(w.len(), 3);

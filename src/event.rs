@@ -55,6 +55,9 @@ pub enum Event {
     SessionRemoved { peer: NodeId },
     /// The peer's authenticated traffic now comes from a new address.
     AddressChanged { peer: NodeId, addr: SocketAddr },
+    /// The seed's two-mode link quality signal changed (see
+    /// `EndpointConfig::link_quality`).
+    LinkQuality { peer: NodeId, good: bool },
     /// Answer to [`crate::Endpoint::ping`].
     Pong { peer: NodeId, token: u64, rtt: Duration },
     /// See [`Alert`].

@@ -142,7 +142,7 @@ pub struct RttStats {
 }
 
 /// One session's counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionStats {
     pub peer: NodeId,
     pub sent: Traffic,
@@ -151,10 +151,36 @@ pub struct SessionStats {
     pub courier_frames_sent: u64,
     pub courier_frames_received: u64,
     pub connected: bool,
+    pub packets_lost: u64,
+    /// Lost / (acknowledged + lost) ack-eliciting packets.
+    pub loss_rate: f64,
+    pub congestion_window: u64,
+    pub bytes_in_flight: u64,
+    /// Current pacing rate, bytes/s.
+    pub send_rate: u64,
+    /// The seed's two-mode link quality signal.
+    pub link_good: bool,
+    pub link_penalty: std::time::Duration,
+}
+
+/// One courier's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CourierStats {
+    pub id: u16,
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    /// Frames whose packet the peer acknowledged.
+    pub frames_delivered: u64,
+    /// Frames whose packet was declared lost.
+    pub frames_lost: u64,
+    /// Messages waiting to be sent, as the courier reports it.
+    pub queue_depth: usize,
 }
 
 /// Endpoint-wide counters, from [`crate::Endpoint::stats`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     pub received: Traffic,
     pub sent: Traffic,
@@ -170,6 +196,7 @@ pub struct Stats {
     pub rsa_verifications: u64,
     pub events_dropped: u64,
     pub sessions: Vec<SessionStats>,
+    pub couriers: Vec<CourierStats>,
 }
 
 impl Stats {

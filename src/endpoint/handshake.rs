@@ -401,7 +401,8 @@ impl Endpoint {
     }
 
     /// Makes `session` the peer's established session, replacing any other.
-    fn install_session(&mut self, now: Instant, peer: NodeId, session: Session) {
+    fn install_session(&mut self, now: Instant, peer: NodeId, mut session: Session) {
+        session.quality = crate::session::LinkQuality::new(&self.cfg.link_quality);
         let addr = session.addr;
         let initiator = session.initiator;
         let wall_ms = self.wall_ms(now);
@@ -421,7 +422,9 @@ impl Endpoint {
                     reason: DisconnectReason::Replaced,
                 });
             }
+            self.notify_session(now, peer, false);
         }
+        self.notify_session(now, peer, true);
         self.stats.handshakes_completed += 1;
         if let Some(a) = self.trust.get_mut(&peer) {
             a.note_success(wall_ms);

@@ -57,6 +57,8 @@ pub(crate) struct BroadcastPayload {
     pub bytes: Vec<u8>,
     pub generation: u64,
     pub due_since: Option<Instant>,
+    /// The frame token the courier wrote this payload under.
+    pub token: u64,
 }
 
 pub(crate) struct CourierSlot {
@@ -69,6 +71,9 @@ pub(crate) struct CourierSlot {
     /// after its due time, so an always-due courier does not out-age others.
     pub last_served: Option<Instant>,
     pub broadcast: BroadcastPayload,
+    /// The application's cap on this courier's send rate.
+    pub rate_cap: Option<crate::session::Pacer>,
+    pub stats: crate::stats::CourierStats,
 }
 
 /// A simple token bucket, for RSA verifications.
@@ -167,6 +172,11 @@ pub struct Endpoint {
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) ping_counter: u64,
     pub(crate) verify_budget: TokenBucket,
+    pub(crate) next_frame_token: u64,
+    /// Reused buffers for frame fates, so acks allocate nothing.
+    pub(crate) delivered_scratch: Vec<crate::session::FrameRecord>,
+    pub(crate) lost_scratch: Vec<crate::session::FrameRecord>,
+    pub(crate) frames_scratch: Vec<crate::session::FrameRecord>,
 }
 
 /// Most handshake datagrams queued for sending at once.
@@ -220,6 +230,10 @@ impl Endpoint {
             candidates: Vec::new(),
             ping_counter: 0,
             verify_budget: TokenBucket::new(now, VERIFY_RATE, VERIFY_BURST),
+            next_frame_token: 1,
+            delivered_scratch: Vec::new(),
+            lost_scratch: Vec::new(),
+            frames_scratch: Vec::new(),
         };
         // The seed: every stored associate enters the session directory.
         for a in trust.iter() {
@@ -376,6 +390,11 @@ impl Endpoint {
             backoff_until: None,
             last_served: None,
             broadcast: BroadcastPayload::default(),
+            rate_cap: None,
+            stats: crate::stats::CourierStats {
+                id: id.0,
+                ..Default::default()
+            },
         };
         let index = match self.couriers.iter().position(Option::is_none) {
             Some(i) => {
@@ -429,7 +448,8 @@ impl Endpoint {
         self.events.pop_front()
     }
 
-    /// A snapshot of the counters, with one entry per session.
+    /// A snapshot of the counters, with one entry per session and per
+    /// courier.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
         s.sessions = self
@@ -438,7 +458,99 @@ impl Endpoint {
             .filter_map(|p| p.session.as_ref())
             .map(|s| s.stats())
             .collect();
+        s.couriers = self
+            .couriers
+            .iter()
+            .flatten()
+            .map(|c| crate::stats::CourierStats {
+                queue_depth: c.courier.queue_depth(),
+                ..c.stats.clone()
+            })
+            .collect();
         s
+    }
+
+    /// Caps one courier's send rate (bytes per second); `None` lifts it.
+    pub fn set_courier_rate_cap(
+        &mut self,
+        now: Instant,
+        handle: CourierHandle,
+        bytes_per_sec: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let slot = self
+            .couriers
+            .get_mut(handle.0)
+            .and_then(Option::as_mut)
+            .ok_or(ApiError::UnknownCourier)?;
+        let burst = 2 * self.cfg.max_datagram;
+        slot.rate_cap = bytes_per_sec.map(|r| crate::session::Pacer::new(now, r, burst));
+        Ok(())
+    }
+
+    /// Caps the send rate of the session with `peer` (bytes per second).
+    pub fn set_session_rate_cap(
+        &mut self,
+        peer: &NodeId,
+        bytes_per_sec: Option<u64>,
+    ) -> Result<(), ApiError> {
+        let s = self
+            .peers
+            .get_mut(peer)
+            .and_then(|p| p.session.as_mut())
+            .ok_or(ApiError::NotConnected(*peer))?;
+        s.rate_cap = bytes_per_sec;
+        s.update_pacing();
+        Ok(())
+    }
+
+    /// Tells every courier serving `peer` that a session began or ended.
+    pub(crate) fn notify_session(&mut self, now: Instant, peer: NodeId, started: bool) {
+        let ctx = crate::courier::CourierContext {
+            now,
+            peer: Some(peer),
+        };
+        let own = self
+            .peers
+            .get(&peer)
+            .map(|p| p.courier_slots.clone())
+            .unwrap_or_default();
+        for i in own.into_iter().chain(self.broadcast_slots.clone()) {
+            if let Some(slot) = self.couriers.get_mut(i).and_then(Option::as_mut) {
+                if started {
+                    slot.courier.on_session_start(&ctx);
+                } else {
+                    slot.courier.on_session_end(&ctx);
+                }
+            }
+        }
+    }
+
+    /// Reports the fates of frames to their couriers.
+    pub(crate) fn report_frames(&mut self, now: Instant, peer: NodeId) {
+        let ctx = crate::courier::CourierContext {
+            now,
+            peer: Some(peer),
+        };
+        let delivered = std::mem::take(&mut self.delivered_scratch);
+        let lost = std::mem::take(&mut self.lost_scratch);
+        for (records, ok) in [(&delivered, true), (&lost, false)] {
+            for r in records {
+                let Some(slot) = self.couriers.get_mut(r.slot as usize).and_then(Option::as_mut) else {
+                    continue;
+                };
+                if ok {
+                    slot.stats.frames_delivered += 1;
+                    slot.courier.on_delivered(&ctx, r.token);
+                } else {
+                    slot.stats.frames_lost += 1;
+                    slot.courier.on_lost(&ctx, r.token);
+                }
+            }
+        }
+        self.delivered_scratch = delivered;
+        self.lost_scratch = lost;
+        self.delivered_scratch.clear();
+        self.lost_scratch.clear();
     }
 
     // ---- internals shared by the submodules ----

@@ -128,8 +128,24 @@ impl Endpoint {
             eliciting |= frame.is_ack_eliciting();
             match frame {
                 Frame::Ack(ack) => {
-                    if let Some(sample) = session.sent_log.on_ack(ack.largest, now) {
-                        session.rtt.update(sample, Duration::from_micros(ack.delay_us));
+                    let samples_before = session.rtt.stats().samples;
+                    let outcome = session.recovery.on_ack(
+                        now,
+                        ack.largest,
+                        ack.ranges.clone().into_iter(),
+                        Duration::from_micros(ack.delay_us).min(Duration::from_secs(1)),
+                        &mut session.rtt,
+                        &mut self.delivered_scratch,
+                        &mut self.lost_scratch,
+                    );
+                    apply_outcome(session, now, &outcome);
+                    if session.rtt.stats().samples > samples_before {
+                        if let Some(latest) = session.rtt.stats().latest {
+                            let cfg = self.cfg.link_quality;
+                            if let Some(good) = session.quality.on_rtt(&cfg, now, latest) {
+                                events.push(Event::LinkQuality { peer: peer_id, good });
+                            }
+                        }
                     }
                 }
                 Frame::Ping(token) => session.owe_pong(token),
@@ -162,6 +178,7 @@ impl Endpoint {
         for e in events {
             self.push_event(e);
         }
+        self.report_frames(now, peer_id);
         let mut close = None;
         for d in deferred {
             match d {
@@ -199,6 +216,8 @@ impl Endpoint {
         let payload = &self.scratch[range.0..range.1];
         match slot.and_then(|i| self.couriers[i].as_mut()) {
             Some(s) if s.courier.mandate().receive_active => {
+                s.stats.frames_received += 1;
+                s.stats.bytes_received += payload.len() as u64;
                 s.courier.on_receive(&ctx, payload);
                 if let Some(sess) = self.peers.get_mut(&peer_id).and_then(|p| p.session.as_mut()) {
                     sess.courier_frames_received += 1;
@@ -215,6 +234,7 @@ impl Endpoint {
             return;
         };
         let Some(s) = p.session.take() else { return };
+        let was_active = s.is_active();
         // Celibacy follows an explicit close only, not other endings.
         if matches!(
             reason,
@@ -223,11 +243,28 @@ impl Endpoint {
             p.liveness.celibate_until = Some(now + celibacy);
         }
         self.by_session.remove(&s.local_id);
-        if s.is_active() {
+        if was_active {
             self.push_event(Event::Disconnected {
                 peer: peer_id,
                 reason,
             });
         }
+        self.notify_session(now, peer_id, false);
     }
+}
+
+/// Feeds an ack's or timeout's outcome to congestion control and pacing.
+pub(crate) fn apply_outcome(
+    session: &mut crate::session::Session,
+    now: Instant,
+    outcome: &crate::session::Outcome,
+) {
+    if let Some(sent) = outcome.newest_acked_sent {
+        let limited = std::mem::take(&mut session.window_limited);
+        session.cc.on_ack(outcome.newly_acked_bytes, sent, limited);
+    }
+    if let Some(sent) = outcome.newest_lost_sent {
+        session.cc.on_loss(now, sent);
+    }
+    session.update_pacing();
 }

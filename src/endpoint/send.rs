@@ -9,7 +9,7 @@ use crate::courier::{CourierContext, CourierScope, PayloadWriter};
 use crate::crypto::NodeId;
 use crate::event::DisconnectReason;
 use crate::scheduler::{self, Candidate};
-use crate::session::{Session, MAX_APP_PINGS};
+use crate::session::{FrameRecord, Session, MAX_APP_PINGS};
 use crate::wire::{
     self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, MAX_PACKET_NUMBER, TAG_LEN,
 };
@@ -94,7 +94,9 @@ impl Endpoint {
             let cap = usize::from(m.max_payload).min(space);
             let b = &mut slot.broadcast;
             b.bytes.resize(cap, 0);
-            let mut w = PayloadWriter::new(&mut b.bytes);
+            b.token = self.next_frame_token;
+            self.next_frame_token += 1;
+            let mut w = PayloadWriter::new(&mut b.bytes, b.token);
             let ctx = CourierContext { now, peer: None };
             slot.courier.on_send_opportunity(&ctx, &mut w);
             let n = w.len();
@@ -117,9 +119,10 @@ impl Endpoint {
         if s.close_due.is_some() {
             return true;
         }
-        if !s.is_active() || s.pacer.ready_at(now, s.max_datagram) > now {
+        if !s.is_active() {
             return false;
         }
+        // Control traffic is neither paced nor window-limited.
         if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
             return true;
         }
@@ -129,9 +132,16 @@ impl Endpoint {
         if self.keepalive_at(s) <= now {
             return true;
         }
-        self.due_candidates(now, p.courier_slots.iter().copied(), s)
-            .next()
-            .is_some()
+        self.courier_data_may_go(now, s)
+            && self
+                .due_candidates(now, p.courier_slots.iter().copied(), s)
+                .next()
+                .is_some()
+    }
+
+    /// Whether pacing and the congestion window let courier data go now.
+    pub(crate) fn courier_data_may_go(&self, now: Instant, s: &Session) -> bool {
+        s.window_open() && s.pacer.ready_at(now, s.max_datagram) <= now
     }
 
     pub(crate) fn keepalive_at(&self, s: &Session) -> Instant {
@@ -152,6 +162,11 @@ impl Endpoint {
             let due = m.due().filter(|&d| d <= now)?;
             if slot.backoff_until.is_some_and(|b| b > now) {
                 return None;
+            }
+            if let Some(cap) = &slot.rate_cap {
+                if cap.ready_at(now, usize::from(m.max_payload)) > now {
+                    return None;
+                }
             }
             Some(Candidate {
                 slot: i,
@@ -188,7 +203,7 @@ impl Endpoint {
         {
             let p = self.peers.get(&peer_id)?;
             let s = p.session.as_ref()?;
-            if s.is_active() && s.close_due.is_none() {
+            if s.is_active() && s.close_due.is_none() && self.courier_data_may_go(now, s) {
                 candidates.extend(self.due_candidates(now, p.courier_slots.iter().copied(), s));
             }
         }
@@ -246,6 +261,8 @@ impl Endpoint {
         }
 
         // Couriers, best first, as many as fit.
+        let mut frames = std::mem::take(&mut self.frames_scratch);
+        frames.clear();
         let mut wrote_courier = false;
         for c in &candidates {
             let space = w.remaining().saturating_sub(COURIER_FRAME_OVERHEAD);
@@ -256,15 +273,18 @@ impl Endpoint {
                 continue;
             };
             let wire_id = slot.id.0;
+            let mut token = slot.broadcast.token;
             let written = match slot.scope {
                 CourierScope::Peer(_) => {
                     let ctx = CourierContext {
                         now,
                         peer: Some(peer_id),
                     };
+                    token = self.next_frame_token;
+                    self.next_frame_token += 1;
                     let courier = &mut slot.courier;
                     wire::write_courier(&mut w, wire_id, c.max_payload, |out| {
-                        let mut pw = PayloadWriter::new(out);
+                        let mut pw = PayloadWriter::new(out, token);
                         courier.on_send_opportunity(&ctx, &mut pw);
                         pw.len()
                     })
@@ -300,6 +320,15 @@ impl Endpoint {
                 wrote_courier = true;
                 eliciting = true;
                 s.courier_frames_sent += 1;
+                slot.stats.frames_sent += 1;
+                slot.stats.bytes_sent += written as u64;
+                if let Some(cap) = slot.rate_cap.as_mut() {
+                    cap.on_sent(now, written);
+                }
+                frames.push(FrameRecord {
+                    slot: c.slot as u32,
+                    token,
+                });
             }
         }
         self.candidates = candidates;
@@ -315,6 +344,7 @@ impl Endpoint {
         let body_len = w.len();
         if body_len == 0 {
             // Nothing was due after all (a courier wrote nothing).
+            self.frames_scratch = frames;
             return None;
         }
         let tag = s
@@ -330,9 +360,12 @@ impl Endpoint {
         if acked {
             s.acks.on_ack_sent();
         }
-        if eliciting {
-            s.sent_log.on_sent(header.packet_number, now);
+        s.recovery
+            .on_sent(header.packet_number, now, len, eliciting, &frames);
+        if !s.window_open() {
+            s.window_limited = true;
         }
+        self.frames_scratch = frames;
         let destination = s.addr;
         if closing.is_some() {
             self.end_session(now, peer_id, DisconnectReason::ClosedLocally);

@@ -37,6 +37,7 @@ impl Endpoint {
                 SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
                 SessionState::Active if s.confirmed => {
                     consider(Some(s.last_recv + self.cfg.idle_timeout));
+                    consider(s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
                     // Anything the session wants to send waits for the pacer.
                     let mut send: Option<Instant> = Some(self.keepalive_at(s));
                     let mut want = |t: Option<Instant>| {
@@ -49,14 +50,21 @@ impl Endpoint {
                         want(Some(self.epoch));
                     }
                     consider(s.confirm_probe.map(|(t, _)| t));
-                    for &i in &p.courier_slots {
-                        want(self.courier_due(i));
+                    consider(send);
+                    // Courier data waits for the pacer; with the window
+                    // closed, an ack or the probe timeout wakes us instead.
+                    if s.window_open() {
+                        let mut data: Option<Instant> = None;
+                        for &i in &p.courier_slots {
+                            let t = self.courier_due(i);
+                            data = [data, t].into_iter().flatten().min();
+                        }
+                        if any_pending_broadcast(self, s) {
+                            data = Some(self.epoch);
+                        }
+                        let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
+                        consider(data.map(|t| t.max(paced)));
                     }
-                    if any_pending_broadcast(self, s) {
-                        want(Some(self.epoch));
-                    }
-                    let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
-                    consider(send.map(|t| t.max(paced)));
                 }
                 SessionState::Active => {}
             }
@@ -71,8 +79,15 @@ impl Endpoint {
 
     pub(crate) fn courier_due(&self, slot: usize) -> Option<Instant> {
         let s = self.couriers.get(slot)?.as_ref()?;
-        let due = s.courier.mandate().due()?;
-        Some(s.backoff_until.map_or(due, |b| b.max(due)))
+        let m = s.courier.mandate();
+        let mut due = m.due()?;
+        if let Some(b) = s.backoff_until {
+            due = due.max(b);
+        }
+        if let Some(cap) = &s.rate_cap {
+            due = cap.ready_at(due, usize::from(m.max_payload));
+        }
+        Some(due)
     }
 
     /// When the liveness schedule next starts an attempt for `id`.
@@ -166,6 +181,28 @@ impl Endpoint {
             }
         }
 
+        // Loss detection and the probe timeout.
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        if let Some(s) = p.session.as_mut().filter(|s| s.is_active()) {
+            if s.recovery
+                .timer(&s.rtt, cfg.max_ack_delay)
+                .is_some_and(|t| t <= now)
+            {
+                let mut outcome = crate::session::Outcome::default();
+                let probe = s.recovery.on_timeout(
+                    now,
+                    &s.rtt,
+                    cfg.max_ack_delay,
+                    &mut self.lost_scratch,
+                    &mut outcome,
+                );
+                // A probe is an ack-eliciting ping that ignores the window.
+                s.keepalive_due |= probe;
+                super::recv::apply_outcome(s, now, &outcome);
+                self.report_frames(now, id);
+            }
+        }
+
         let Some(p) = self.peers.get_mut(&id) else { return };
         // Initiator not yet heard from: re-send the ACK and a ping.
         if let Some(s) = p.session.as_mut() {
@@ -199,6 +236,7 @@ impl Endpoint {
                     p.session = None;
                     self.by_session.remove(&local_id);
                     self.push_event(Event::SessionRemoved { peer: id });
+                    self.notify_session(now, id, false);
                 }
                 _ => {}
             }

@@ -2,15 +2,21 @@
 //! protection, acknowledgement and RTT state, and what it owes the peer.
 
 mod ack;
+mod congestion;
+mod link_quality;
 mod pacer;
+mod recovery;
 mod rtt;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub use ack::AckTracker;
+pub use congestion::NewReno;
+pub use link_quality::{LinkQuality, LinkQualityConfig};
 pub use pacer::Pacer;
-pub use rtt::{RttEstimator, SentLog};
+pub use recovery::{FrameRecord, Outcome, Recovery};
+pub use rtt::RttEstimator;
 
 use crate::crypto::{NodeId, ReplayWindow, SessionKeys};
 use crate::stats::{SessionStats, Traffic};
@@ -48,7 +54,15 @@ pub struct Session {
     pub next_pn: u64,
     pub replay: ReplayWindow,
     pub acks: AckTracker,
-    pub sent_log: SentLog,
+    pub recovery: Recovery,
+    pub cc: NewReno,
+    /// Set when sending was limited by the congestion window since the
+    /// last acknowledgement (the window only grows when it is the limit).
+    pub window_limited: bool,
+    pub quality: LinkQuality,
+    /// The application's cap on this session's send rate, bytes/s.
+    pub rate_cap: Option<u64>,
+    pub max_send_rate: u64,
     pub rtt: RttEstimator,
     pub created: Instant,
     pub last_recv: Instant,
@@ -103,7 +117,12 @@ impl Session {
             next_pn: 0,
             replay: ReplayWindow::new(),
             acks: AckTracker::default(),
-            sent_log: SentLog::default(),
+            recovery: Recovery::default(),
+            cc: NewReno::new(p.max_datagram),
+            window_limited: false,
+            quality: LinkQuality::new(&LinkQualityConfig::default()),
+            rate_cap: None,
+            max_send_rate: p.max_send_rate,
             rtt: RttEstimator::default(),
             created: now,
             last_recv: now,
@@ -128,7 +147,24 @@ impl Session {
         self.confirmed && self.state == SessionState::Active
     }
 
+    /// Whether the congestion window has room for another full packet.
+    pub fn window_open(&self) -> bool {
+        self.recovery.bytes_in_flight + self.max_datagram as u64 <= self.cc.window
+    }
+
+    /// Re-derives the pacing rate from the window, the RTT and the caps.
+    pub fn update_pacing(&mut self) {
+        let cc = self
+            .cc
+            .pacing_rate(self.rtt.smoothed())
+            .unwrap_or(self.max_send_rate);
+        let rate = cc.min(self.max_send_rate).min(self.rate_cap.unwrap_or(u64::MAX));
+        self.pacer.set_rate(rate);
+    }
+
     pub fn stats(&self) -> SessionStats {
+        let r = &self.recovery;
+        let decided = r.packets_acked + r.packets_lost;
         SessionStats {
             peer: self.peer,
             sent: self.sent,
@@ -137,6 +173,17 @@ impl Session {
             courier_frames_sent: self.courier_frames_sent,
             courier_frames_received: self.courier_frames_received,
             connected: self.is_active(),
+            packets_lost: r.packets_lost,
+            loss_rate: if decided == 0 {
+                0.0
+            } else {
+                r.packets_lost as f64 / decided as f64
+            },
+            congestion_window: self.cc.window,
+            bytes_in_flight: r.bytes_in_flight,
+            send_rate: self.pacer.rate(),
+            link_good: self.quality.good,
+            link_penalty: self.quality.penalty,
         }
     }
 

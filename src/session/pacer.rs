@@ -40,6 +40,14 @@ impl Pacer {
         }
     }
 
+    pub fn set_rate(&mut self, rate: u64) {
+        self.rate = rate.max(1);
+    }
+
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
     pub fn on_sent(&mut self, now: Instant, len: usize) {
         self.refill(now);
         self.tokens -= len as f64;
