@@ -24,6 +24,7 @@ mod persist;
 pub mod scheduler;
 pub mod session;
 pub mod stats;
+pub mod stream;
 pub mod trust;
 pub mod wire;
 
