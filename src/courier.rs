@@ -24,6 +24,10 @@ pub struct Mandate {
     pub next_send: Option<Instant>,
     /// The most bytes it will write per opportunity.
     pub max_payload: u16,
+    /// The least room worth an opportunity. A courier that can use any
+    /// space (a blob chunk) sets this low and is offered whatever is left in
+    /// a packet, up to `max_payload`; 0 means "needs `max_payload`".
+    pub min_payload: u16,
     /// Whether it wants send opportunities at all.
     pub send_active: bool,
     /// Whether it accepts received data; if not, its frames are dropped.
@@ -37,6 +41,7 @@ impl Mandate {
             priority: 0,
             next_send: None,
             max_payload: 0,
+            min_payload: 0,
             send_active: false,
             receive_active: false,
         }
@@ -69,6 +74,8 @@ pub struct CourierContext {
     /// The peer the data goes to or came from; `None` for a broadcast
     /// opportunity, whose payload goes to every session.
     pub peer: Option<NodeId>,
+    /// The session's smoothed round-trip time, once measured.
+    pub rtt: Option<std::time::Duration>,
 }
 
 /// A bounded window into the packet being built. Writes that do not fit
@@ -146,7 +153,7 @@ impl<'a> PayloadWriter<'a> {
 /// impl Courier for Battery {
 ///     fn mandate(&self) -> Mandate {
 ///         Mandate { priority: 50, next_send: Some(self.next), max_payload: 2,
-///                   send_active: true, receive_active: false }
+///                   min_payload: 0, send_active: true, receive_active: false }
 ///     }
 ///     fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
 ///         if out.write(&self.millivolts.to_be_bytes()).is_ok() {
@@ -185,6 +192,15 @@ pub trait Courier: Any + Send {
     fn queue_depth(&self) -> usize {
         0
     }
+
+    /// When the courier next needs [`Courier::on_timer`] (for deadlines
+    /// that do not involve sending). Optional.
+    fn next_timer(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Called once `now` has reached [`Courier::next_timer`].
+    fn on_timer(&mut self, _now: Instant) {}
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub struct Candidate {
     pub priority: u8,
     pub due: Instant,
     pub max_payload: usize,
+    /// The least room worth offering (≤ `max_payload`).
+    pub min_payload: usize,
 }
 
 impl Candidate {
@@ -37,7 +39,7 @@ pub fn rank(candidates: &mut [Candidate], now: Instant) {
 /// Whether a candidate should get this opportunity: its whole payload fits,
 /// or the packet is still empty (so an oversized courier is never stuck).
 pub fn fits(candidate: &Candidate, space: usize, packet_has_courier_data: bool) -> bool {
-    space >= candidate.max_payload || (!packet_has_courier_data && space > 0)
+    space >= candidate.min_payload.max(1) || (!packet_has_courier_data && space > 0)
 }
 
 #[cfg(test)]
@@ -50,6 +52,7 @@ mod tests {
             priority,
             due,
             max_payload: 10,
+            min_payload: 10,
         }
     }
 
@@ -77,6 +80,7 @@ mod tests {
             priority: 1,
             due: Instant::now(),
             max_payload: 4000,
+            min_payload: 4000,
         };
         assert!(!fits(&c, 400, true));
         assert!(fits(&c, 400, false));

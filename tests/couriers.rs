@@ -33,6 +33,7 @@ impl Courier for Tagged {
             priority: self.priority,
             next_send: if self.remaining > 0 { self.due } else { None },
             max_payload: self.size as u16,
+            min_payload: 0,
             send_active: true,
             receive_active: true,
         }

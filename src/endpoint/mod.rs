@@ -503,12 +503,23 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Tells every courier serving `peer` that a session began or ended.
-    pub(crate) fn notify_session(&mut self, now: Instant, peer: NodeId, started: bool) {
-        let ctx = crate::courier::CourierContext {
+    /// The context couriers get for `peer`: time, peer and its RTT.
+    pub(crate) fn courier_ctx(&self, now: Instant, peer: NodeId) -> crate::courier::CourierContext {
+        let rtt = self
+            .peers
+            .get(&peer)
+            .and_then(|p| p.session.as_ref())
+            .and_then(|s| s.rtt.smoothed());
+        crate::courier::CourierContext {
             now,
             peer: Some(peer),
-        };
+            rtt,
+        }
+    }
+
+    /// Tells every courier serving `peer` that a session began or ended.
+    pub(crate) fn notify_session(&mut self, now: Instant, peer: NodeId, started: bool) {
+        let ctx = self.courier_ctx(now, peer);
         let own = self
             .peers
             .get(&peer)
@@ -527,10 +538,7 @@ impl Endpoint {
 
     /// Reports the fates of frames to their couriers.
     pub(crate) fn report_frames(&mut self, now: Instant, peer: NodeId) {
-        let ctx = crate::courier::CourierContext {
-            now,
-            peer: Some(peer),
-        };
+        let ctx = self.courier_ctx(now, peer);
         let delivered = std::mem::take(&mut self.delivered_scratch);
         let lost = std::mem::take(&mut self.lost_scratch);
         for (records, ok) in [(&delivered, true), (&lost, false)] {

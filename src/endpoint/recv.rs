@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::Endpoint;
-use crate::courier::CourierContext;
 use crate::crypto::{NodeId, ReplayVerdict};
 use crate::event::{DisconnectReason, Event};
 use crate::session::SessionState;
@@ -199,10 +198,7 @@ impl Endpoint {
 
     /// Hands a courier frame to the peer's courier, or the broadcast one.
     fn deliver(&mut self, now: Instant, peer_id: NodeId, id: u16, range: (usize, usize)) {
-        let ctx = CourierContext {
-            now,
-            peer: Some(peer_id),
-        };
+        let ctx = self.courier_ctx(now, peer_id);
         let peer_slots = self
             .peers
             .get(&peer_id)

@@ -97,7 +97,11 @@ impl Endpoint {
             b.token = self.next_frame_token;
             self.next_frame_token += 1;
             let mut w = PayloadWriter::new(&mut b.bytes, b.token);
-            let ctx = CourierContext { now, peer: None };
+            let ctx = CourierContext {
+                now,
+                peer: None,
+                rtt: None,
+            };
             slot.courier.on_send_opportunity(&ctx, &mut w);
             let n = w.len();
             b.bytes.truncate(n);
@@ -173,6 +177,7 @@ impl Endpoint {
                 priority: m.priority,
                 due: slot.last_served.map_or(due, |t| t.max(due)),
                 max_payload: usize::from(m.max_payload),
+                min_payload: min_payload(&m),
             })
         });
         let broadcast = self
@@ -191,6 +196,7 @@ impl Endpoint {
                     priority: slot.courier.mandate().priority,
                     due: b.due_since.unwrap_or(now),
                     max_payload: b.bytes.len(),
+                    min_payload: b.bytes.len(),
                 })
             });
         own.chain(broadcast)
@@ -279,6 +285,7 @@ impl Endpoint {
                     let ctx = CourierContext {
                         now,
                         peer: Some(peer_id),
+                        rtt: s.rtt.smoothed(),
                     };
                     token = self.next_frame_token;
                     self.next_frame_token += 1;
@@ -377,4 +384,13 @@ impl Endpoint {
 /// Payload room for courier frames in an otherwise empty packet.
 fn courier_space(max_datagram: usize) -> usize {
     max_datagram - HEADER_LEN - TAG_LEN - COURIER_FRAME_OVERHEAD
+}
+
+/// The least room a courier accepts an opportunity with.
+fn min_payload(m: &crate::courier::Mandate) -> usize {
+    let max = usize::from(m.max_payload);
+    match usize::from(m.min_payload) {
+        0 => max,
+        n => n.min(max),
+    }
 }

@@ -74,6 +74,9 @@ impl Endpoint {
                 consider(self.courier_due(i));
             }
         }
+        for slot in self.couriers.iter().flatten() {
+            consider(slot.courier.next_timer());
+        }
         next
     }
 
@@ -128,6 +131,11 @@ impl Endpoint {
         let ids: Vec<NodeId> = self.peers.keys().copied().collect();
         for id in ids {
             self.peer_timers(now, id);
+        }
+        for slot in self.couriers.iter_mut().flatten() {
+            if slot.courier.next_timer().is_some_and(|t| t <= now) {
+                slot.courier.on_timer(now);
+            }
         }
     }
 

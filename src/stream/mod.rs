@@ -3,13 +3,16 @@
 //! a user's courier can embed it exactly as octolink's own couriers do.
 //!
 //! A courier payload written by a [`SendStream`] is a run of messages, each
-//! `seq (varint) ‖ length (varint) ‖ bytes`. `seq` counts from 0 in each
-//! session; both ends reset their stream state when a session starts.
+//! `seq (varint) ‖ head (varint) ‖ [remaining lifespan µs (varint)] ‖ body`,
+//! where `head = body length << 2 | has lifespan << 1 | tombstone`. A
+//! tombstone (an expired message that already had a sequence number) has no
+//! body: it fills its place in the order and is never delivered. `seq`
+//! counts from 0 in each session; both ends reset when a session starts.
 
 mod recv;
 mod send;
 
-pub use recv::{RecvStream, RecvStreamStats};
+pub use recv::{Received, RecvStream, RecvStreamStats};
 pub use send::{PushError, SendStream, SendStreamStats, StreamEvent};
 
 use crate::wire::{DecodeError, Reader};
@@ -65,20 +68,48 @@ impl StreamConfig {
     }
 }
 
-/// Bytes a message adds in front of its body at most (two 4-byte varints
-/// cover every sequence number and length we use).
-pub const MESSAGE_OVERHEAD: usize = 8;
+/// Bytes a message adds in front of its body at most (three 4-byte
+/// varints: sequence number, head, lifespan).
+pub const MESSAGE_OVERHEAD: usize = 12;
 
-/// Decodes one stream payload into `(seq, message)` pairs, all or nothing.
-pub fn decode_messages(payload: &[u8]) -> Result<Vec<(u64, &[u8])>, DecodeError> {
+/// One message as it travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireMessage<'a> {
+    pub seq: u64,
+    pub tombstone: bool,
+    /// Lifespan left when it was sent, if it has one.
+    pub remaining: Option<std::time::Duration>,
+    pub body: &'a [u8],
+}
+
+/// Iterates the messages of one stream payload.
+pub fn messages(payload: &[u8]) -> impl Iterator<Item = Result<WireMessage<'_>, DecodeError>> {
     let mut r = Reader::new(payload);
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        let seq = r.varint()?;
-        let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::BadFrame)?;
-        out.push((seq, r.take(len)?));
-    }
-    Ok(out)
+    std::iter::from_fn(move || {
+        if r.is_empty() {
+            return None;
+        }
+        Some((|| {
+            let seq = r.varint()?;
+            let head = r.varint()?;
+            let remaining = if head & 2 != 0 {
+                Some(std::time::Duration::from_micros(r.varint()?))
+            } else {
+                None
+            };
+            let len = usize::try_from(head >> 2).map_err(|_| DecodeError::BadFrame)?;
+            let tombstone = head & 1 != 0;
+            if tombstone && len != 0 {
+                return Err(DecodeError::BadFrame);
+            }
+            Ok(WireMessage {
+                seq,
+                tombstone,
+                remaining,
+                body: r.take(len)?,
+            })
+        })())
+    })
 }
 
 #[cfg(test)]

@@ -2,9 +2,19 @@
 //! buffer, and the order each delivery mode promises.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
-use super::{decode_messages, Delivery, StreamConfig};
+use super::{messages, Delivery, StreamConfig, WireMessage};
 use crate::wire::DecodeError;
+
+/// A delivered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub body: Vec<u8>,
+    /// Lifespan left on arrival (after the estimated one-way delay), if the
+    /// message had one.
+    pub lifespan_left: Option<Duration>,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecvStreamStats {
@@ -17,6 +27,8 @@ pub struct RecvStreamStats {
     /// The application did not take messages fast enough; dropped.
     pub overflow: u64,
     pub malformed: u64,
+    /// Arrived past their lifespan (or as tombstones); never delivered.
+    pub expired: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -25,13 +37,13 @@ pub struct RecvStream {
     /// Ordered: the next sequence number to deliver. Unordered: every
     /// number below it has been delivered.
     next: u64,
-    /// Ordered: messages waiting for a gap to fill.
-    reorder: BTreeMap<u64, Vec<u8>>,
+    /// Ordered: messages waiting for a gap to fill (`None`: expired).
+    reorder: BTreeMap<u64, Option<Received>>,
     /// Unordered: numbers at or above `next` already delivered.
     seen: BTreeSet<u64>,
     /// Sequenced: the highest delivered so far.
     highest: Option<u64>,
-    ready: VecDeque<Vec<u8>>,
+    ready: VecDeque<Received>,
     stats: RecvStreamStats,
 }
 
@@ -66,29 +78,34 @@ impl RecvStream {
     }
 
     /// Takes in one courier payload. A malformed payload changes nothing.
-    pub fn on_payload(&mut self, payload: &[u8]) -> Result<(), DecodeError> {
-        let messages = match decode_messages(payload) {
-            Ok(m) => m,
-            Err(e) => {
-                self.stats.malformed += 1;
-                return Err(e);
-            }
-        };
-        for (seq, body) in messages {
-            self.accept(seq, body);
+    /// `one_way` is the estimated one-way delay (half the RTT): a message
+    /// whose lifespan is shorter than that has expired in transit.
+    pub fn on_payload(&mut self, payload: &[u8], one_way: Duration) -> Result<(), DecodeError> {
+        if let Some(Err(e)) = messages(payload).find(Result::is_err) {
+            self.stats.malformed += 1;
+            return Err(e);
+        }
+        for m in messages(payload).flatten() {
+            self.accept(m, one_way);
         }
         Ok(())
     }
 
-    fn accept(&mut self, seq: u64, body: &[u8]) {
+    fn accept(&mut self, m: WireMessage<'_>, one_way: Duration) {
+        let live = !m.tombstone && m.remaining.is_none_or(|r| r > one_way);
+        let item = live.then(|| Received {
+            body: m.body.to_vec(),
+            lifespan_left: m.remaining.map(|r| r - one_way),
+        });
+        let seq = m.seq;
         match self.cfg.delivery {
-            Delivery::Unreliable => self.deliver(body.to_vec()),
+            Delivery::Unreliable => self.deliver(item),
             Delivery::UnreliableSequenced => {
                 if self.highest.is_some_and(|h| seq <= h) {
                     self.stats.stale += 1;
                 } else {
                     self.highest = Some(seq);
-                    self.deliver(body.to_vec());
+                    self.deliver(item);
                 }
             }
             Delivery::ReliableOrdered => {
@@ -97,14 +114,14 @@ impl RecvStream {
                 } else if seq >= self.next + self.cfg.window {
                     self.stats.over_window += 1;
                 } else if seq == self.next {
-                    self.deliver(body.to_vec());
+                    self.deliver(item);
                     self.next += 1;
                     while let Some(b) = self.reorder.remove(&self.next) {
                         self.deliver(b);
                         self.next += 1;
                     }
                 } else {
-                    self.reorder.insert(seq, body.to_vec());
+                    self.reorder.insert(seq, item);
                 }
             }
             Delivery::ReliableUnordered => {
@@ -114,7 +131,7 @@ impl RecvStream {
                     self.stats.over_window += 1;
                 } else {
                     self.seen.insert(seq);
-                    self.deliver(body.to_vec());
+                    self.deliver(item);
                     while self.seen.remove(&self.next) {
                         self.next += 1;
                     }
@@ -123,17 +140,26 @@ impl RecvStream {
         }
     }
 
-    fn deliver(&mut self, body: Vec<u8>) {
+    fn deliver(&mut self, item: Option<Received>) {
+        let Some(item) = item else {
+            self.stats.expired += 1;
+            return;
+        };
         if self.ready.len() >= self.cfg.max_ready {
             self.stats.overflow += 1;
             return;
         }
         self.stats.delivered += 1;
-        self.ready.push_back(body);
+        self.ready.push_back(item);
     }
 
-    /// The next delivered message.
+    /// The next delivered message's body.
     pub fn pop(&mut self) -> Option<Vec<u8>> {
+        self.ready.pop_front().map(|r| r.body)
+    }
+
+    /// The next delivered message, with its remaining lifespan.
+    pub fn pop_received(&mut self) -> Option<Received> {
         self.ready.pop_front()
     }
 

@@ -2,6 +2,7 @@
 //! re-sending of lost messages in new frames.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 use super::{StreamConfig, MESSAGE_OVERHEAD};
 use crate::courier::PayloadWriter;
@@ -29,6 +30,8 @@ pub enum StreamEvent {
     /// Reliable modes: the session ended before it was acknowledged (it may
     /// or may not have arrived).
     Failed(u64),
+    /// Its lifespan ended before it was delivered; it will not be.
+    Expired(u64),
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,13 +44,16 @@ pub struct SendStreamStats {
     pub lost: u64,
     pub superseded: u64,
     pub failed: u64,
+    pub expired: u64,
 }
 
-/// A message in flight: its id, its body (kept only if it may be re-sent).
 #[derive(Debug, Clone)]
-struct InFlight {
+struct Message {
     id: u64,
     body: Vec<u8>,
+    deadline: Option<Instant>,
+    /// Expired after it got a sequence number: travels as a tombstone.
+    tombstone: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,10 +61,10 @@ pub struct SendStream {
     cfg: StreamConfig,
     next_id: u64,
     next_seq: u64,
-    queue: VecDeque<(u64, Vec<u8>)>,
+    queue: VecDeque<Message>,
     queued_bytes: usize,
     /// Sent, not yet acknowledged, by sequence number.
-    unacked: BTreeMap<u64, InFlight>,
+    unacked: BTreeMap<u64, Message>,
     /// Sequence numbers to re-send, lowest first.
     resend: BTreeMap<u64, ()>,
     /// Frame token → sequence numbers it carried.
@@ -93,6 +99,11 @@ impl SendStream {
 
     /// Queues a message; returns its id for [`StreamEvent`]s.
     pub fn push(&mut self, msg: Vec<u8>) -> Result<u64, PushError> {
+        self.push_until(msg, None)
+    }
+
+    /// Queues a message that must not be delivered after `deadline`.
+    pub fn push_until(&mut self, msg: Vec<u8>, deadline: Option<Instant>) -> Result<u64, PushError> {
         if msg.len() > self.cfg.max_message {
             self.stats.refused += 1;
             return Err(PushError::TooLarge {
@@ -112,18 +123,21 @@ impl SendStream {
             }
             // Latest wins: make room by superseding the oldest.
             while full(self) {
-                let Some((id, old)) = self.queue.pop_front() else {
-                    break;
-                };
-                self.queued_bytes -= old.len();
+                let Some(old) = self.queue.pop_front() else { break };
+                self.queued_bytes -= old.body.len();
                 self.stats.superseded += 1;
-                self.events.push_back(StreamEvent::Superseded(id));
+                self.events.push_back(StreamEvent::Superseded(old.id));
             }
         }
         let id = self.next_id;
         self.next_id += 1;
         self.queued_bytes += msg.len();
-        self.queue.push_back((id, msg));
+        self.queue.push_back(Message {
+            id,
+            body: msg,
+            deadline,
+            tombstone: false,
+        });
         self.stats.pushed += 1;
         Ok(id)
     }
@@ -152,6 +166,24 @@ impl SendStream {
         !self.resend.is_empty() || (!self.queue.is_empty() && self.window_open())
     }
 
+    /// The earliest deadline among queued messages (to expire them on time).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue.iter().filter_map(|m| m.deadline).min()
+    }
+
+    /// Reports and drops queued (never sent) messages whose lifespan ended.
+    pub fn expire(&mut self, now: Instant) {
+        let (expired, kept): (VecDeque<Message>, VecDeque<Message>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|m| m.deadline.is_some_and(|d| d <= now));
+        self.queue = kept;
+        for m in expired {
+            self.queued_bytes -= m.body.len();
+            self.stats.expired += 1;
+            self.events.push_back(StreamEvent::Expired(m.id));
+        }
+    }
+
     /// The largest payload the next write could use (for the mandate).
     pub fn next_payload_len(&self) -> usize {
         let first = self
@@ -160,22 +192,31 @@ impl SendStream {
             .next()
             .and_then(|s| self.unacked.get(s))
             .map(|m| m.body.len())
-            .or_else(|| self.queue.front().map(|(_, m)| m.len()))
+            .or_else(|| self.queue.front().map(|m| m.body.len()))
             .unwrap_or(0);
         first + MESSAGE_OVERHEAD
     }
 
     /// Writes re-sends first, then new messages, as many as fit.
-    pub fn write(&mut self, out: &mut PayloadWriter<'_>) -> usize {
+    pub fn write(&mut self, now: Instant, out: &mut PayloadWriter<'_>) -> usize {
+        self.expire(now);
         let token = out.token();
         let mut carried = Vec::new();
         // Re-sends, oldest first.
         while let Some((&seq, _)) = self.resend.iter().next() {
-            let Some(m) = self.unacked.get(&seq) else {
+            let Some(m) = self.unacked.get_mut(&seq) else {
                 self.resend.remove(&seq);
                 continue;
             };
-            if !write_message(out, seq, &m.body) {
+            if !m.tombstone && m.deadline.is_some_and(|d| d <= now) {
+                // Too late to deliver: its place in the order still needs
+                // filling, so it goes as a tombstone.
+                m.tombstone = true;
+                m.body = Vec::new();
+                self.stats.expired += 1;
+                self.events.push_back(StreamEvent::Expired(m.id));
+            }
+            if !write_message(out, seq, m, now) {
                 break;
             }
             self.resend.remove(&seq);
@@ -183,26 +224,22 @@ impl SendStream {
             carried.push(seq);
         }
         while self.resend.is_empty() && self.window_open() {
-            let Some((_, body)) = self.queue.front() else {
-                break;
-            };
-            if !write_message(out, self.next_seq, body) {
+            let Some(m) = self.queue.front() else { break };
+            if !write_message(out, self.next_seq, m, now) {
                 break;
             }
-            let Some((id, body)) = self.queue.pop_front() else {
+            let Some(mut m) = self.queue.pop_front() else {
                 break;
             };
-            self.queued_bytes -= body.len();
+            self.queued_bytes -= m.body.len();
             let seq = self.next_seq;
             self.next_seq += 1;
             self.stats.sent += 1;
             carried.push(seq);
-            let keep = if self.cfg.delivery.is_reliable() {
-                body
-            } else {
-                Vec::new()
-            };
-            self.unacked.insert(seq, InFlight { id, body: keep });
+            if !self.cfg.delivery.is_reliable() {
+                m.body = Vec::new();
+            }
+            self.unacked.insert(seq, m);
         }
         let n = carried.len();
         if n > 0 {
@@ -216,8 +253,10 @@ impl SendStream {
         for seq in self.frames.remove(&token).unwrap_or_default() {
             if let Some(m) = self.unacked.remove(&seq) {
                 self.resend.remove(&seq);
-                self.stats.delivered += 1;
-                self.events.push_back(StreamEvent::Delivered(m.id));
+                if !m.tombstone {
+                    self.stats.delivered += 1;
+                    self.events.push_back(StreamEvent::Delivered(m.id));
+                }
             }
         }
     }
@@ -240,6 +279,9 @@ impl SendStream {
     /// or lost; messages never sent stay queued for the next session.
     pub fn on_session_end(&mut self) {
         for (_, m) in std::mem::take(&mut self.unacked) {
+            if m.tombstone {
+                continue;
+            }
             if self.cfg.delivery.is_reliable() {
                 self.stats.failed += 1;
                 self.events.push_back(StreamEvent::Failed(m.id));
@@ -264,13 +306,21 @@ impl SendStream {
 }
 
 /// Writes one message if it fits whole.
-fn write_message(out: &mut PayloadWriter<'_>, seq: u64, body: &[u8]) -> bool {
-    let need = varint_len(seq) + varint_len(body.len() as u64) + body.len();
+fn write_message(out: &mut PayloadWriter<'_>, seq: u64, m: &Message, now: Instant) -> bool {
+    let remaining = m
+        .deadline
+        .filter(|_| !m.tombstone)
+        .map(|d| d.saturating_duration_since(now).as_micros() as u64);
+    let head = (m.body.len() as u64) << 2 | u64::from(remaining.is_some()) << 1 | u64::from(m.tombstone);
+    let need = varint_len(seq) + varint_len(head) + remaining.map_or(0, varint_len) + m.body.len();
     if need > out.remaining() {
         return false;
     }
     let spare = out.spare();
     let mut w = Writer::new(&mut spare[..need]);
-    let ok = w.varint(seq).is_ok() && w.varint(body.len() as u64).is_ok() && w.bytes(body).is_ok();
+    let ok = w.varint(seq).is_ok()
+        && w.varint(head).is_ok()
+        && remaining.is_none_or(|r| w.varint(r).is_ok())
+        && w.bytes(&m.body).is_ok();
     ok && out.advance(need).is_ok()
 }

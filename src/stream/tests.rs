@@ -1,6 +1,8 @@
 //! The stream halves against a reference model, over a channel that loses
 //! frames, loses acknowledgements (so data arrives twice) and reorders.
 
+use std::time::{Duration, Instant};
+
 use proptest::prelude::*;
 
 use super::*;
@@ -34,6 +36,7 @@ fn run(delivery: Delivery, count: usize, fates: &[Fate]) -> (Vec<Vec<u8>>, Vec<S
     let mut events = Vec::new();
     let mut token = 0u64;
     let mut step = 0usize;
+    let now = Instant::now();
     while step < 100_000 {
         while pushed < count && tx.push(format!("m{pushed:05}").into_bytes()).is_ok() {
             pushed += 1;
@@ -44,7 +47,7 @@ fn run(delivery: Delivery, count: usize, fates: &[Fate]) -> (Vec<Vec<u8>>, Vec<S
         if !tx.wants_to_send() {
             // Only the delayed frame is outstanding: let it land.
             if let Some((t, p)) = delayed.take() {
-                rx.on_payload(&p).unwrap();
+                rx.on_payload(&p, Duration::ZERO).unwrap();
                 tx.on_delivered(t);
             } else if tx.unacked() > 0 && !delivery.is_reliable() {
                 break;
@@ -55,24 +58,24 @@ fn run(delivery: Delivery, count: usize, fates: &[Fate]) -> (Vec<Vec<u8>>, Vec<S
         token += 1;
         let mut buf = [0u8; 64];
         let mut w = PayloadWriter::new(&mut buf, token);
-        tx.write(&mut w);
+        tx.write(now, &mut w);
         let n = w.len();
         let payload = buf[..n].to_vec();
         // After the scripted fates run out, the channel is perfect.
         let f = fates.get(step).copied().unwrap_or(Fate::Deliver);
         match f {
             Fate::Deliver => {
-                rx.on_payload(&payload).unwrap();
+                rx.on_payload(&payload, Duration::ZERO).unwrap();
                 tx.on_delivered(token);
             }
             Fate::Lose => tx.on_lost(token),
             Fate::AckLost => {
-                rx.on_payload(&payload).unwrap();
+                rx.on_payload(&payload, Duration::ZERO).unwrap();
                 tx.on_lost(token);
             }
             Fate::Delay => {
                 if let Some((t, p)) = delayed.replace((token, payload)) {
-                    rx.on_payload(&p).unwrap();
+                    rx.on_payload(&p, Duration::ZERO).unwrap();
                     tx.on_delivered(t);
                 }
             }
@@ -144,7 +147,11 @@ fn a_full_reliable_queue_refuses_and_keeps_what_it_accepted() {
     assert_eq!(tx.queue_depth(), 3);
     let mut buf = [0u8; 64];
     let mut w = PayloadWriter::new(&mut buf, 1);
-    assert_eq!(tx.write(&mut w), 3, "all three accepted messages go out");
+    assert_eq!(
+        tx.write(Instant::now(), &mut w),
+        3,
+        "all three accepted messages go out"
+    );
     assert!(tx.push(vec![9]).is_ok(), "room again once sent");
 }
 
@@ -168,7 +175,7 @@ fn session_end_fails_what_was_in_flight_and_keeps_the_unsent() {
     tx.push(vec![2]).unwrap();
     let mut buf = [0u8; 64];
     let mut w = PayloadWriter::new(&mut buf, 7);
-    assert_eq!(tx.write(&mut w), 1, "window of one");
+    assert_eq!(tx.write(Instant::now(), &mut w), 1, "window of one");
     tx.on_session_end();
     assert_eq!(tx.poll_event(), Some(StreamEvent::Failed(0)));
     assert_eq!(tx.queue_depth(), 1);
@@ -179,8 +186,56 @@ fn session_end_fails_what_was_in_flight_and_keeps_the_unsent() {
 fn malformed_payloads_change_nothing() {
     let mut rx = RecvStream::new(StreamConfig::new(Delivery::ReliableOrdered));
     // seq 0, len 5, but only 2 bytes.
-    assert!(rx.on_payload(&[0, 5, 1, 2]).is_err());
+    assert!(rx.on_payload(&[0, 5 << 2, 1, 2], Duration::ZERO).is_err());
     assert_eq!(rx.pop(), None);
-    assert!(rx.on_payload(&[0, 1, 42]).is_ok());
+    assert!(rx.on_payload(&[0, 1 << 2, 42], Duration::ZERO).is_ok());
     assert_eq!(rx.pop(), Some(vec![42]));
+}
+
+#[test]
+fn an_expired_in_flight_message_becomes_a_tombstone_and_order_continues() {
+    let t0 = Instant::now();
+    let mut cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    cfg.window = 8;
+    let mut tx = SendStream::new(cfg);
+    let mut rx = RecvStream::new(cfg);
+    tx.push_until(b"stop".to_vec(), Some(t0 + Duration::from_millis(100)))
+        .unwrap();
+    tx.push(b"after".to_vec()).unwrap();
+    let mut buf = [0u8; 64];
+    let mut w = PayloadWriter::new(&mut buf, 1);
+    assert_eq!(tx.write(t0, &mut w), 2);
+    // Both lost; by the re-send the first has expired.
+    tx.on_lost(1);
+    let later = t0 + Duration::from_millis(200);
+    let mut buf = [0u8; 64];
+    let mut w = PayloadWriter::new(&mut buf, 2);
+    assert_eq!(tx.write(later, &mut w), 2);
+    let n = w.len();
+    rx.on_payload(&buf[..n], Duration::ZERO).unwrap();
+    assert_eq!(
+        rx.pop(),
+        Some(b"after".to_vec()),
+        "the expired one is skipped, not waited for"
+    );
+    assert_eq!(rx.pop(), None);
+    assert_eq!(tx.poll_event(), Some(StreamEvent::Expired(0)));
+    assert_eq!(rx.stats().expired, 1);
+}
+
+#[test]
+fn a_message_whose_lifespan_is_shorter_than_the_transit_is_not_delivered() {
+    let t0 = Instant::now();
+    let cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    let mut tx = SendStream::new(cfg);
+    let mut rx = RecvStream::new(cfg);
+    tx.push_until(b"hurry".to_vec(), Some(t0 + Duration::from_millis(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut w = PayloadWriter::new(&mut buf, 1);
+    tx.write(t0, &mut w);
+    let n = w.len();
+    rx.on_payload(&buf[..n], Duration::from_millis(15)).unwrap();
+    assert_eq!(rx.pop(), None);
+    assert_eq!(rx.stats().expired, 1);
 }

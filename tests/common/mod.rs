@@ -82,6 +82,7 @@ impl Courier for Probe {
             priority: self.priority,
             next_send: if self.outbox.is_empty() { None } else { self.due },
             max_payload: self.size as u16,
+            min_payload: 0,
             send_active: true,
             receive_active: true,
         }
