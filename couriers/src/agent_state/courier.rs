@@ -1,0 +1,284 @@
+//! The per-peer courier that keeps one peer in sync with the shared store.
+//!
+//! * A parameter whose `(version, writer)` the peer is not known to hold is
+//!   sent, most important and smallest first; a lost frame makes it due
+//!   again at once.
+//! * Every parameter is also refreshed periodically, more often when it is
+//!   small or important (the seed's "sync").
+//! * When the peer should hold exactly our state, an idle stream of DIGEST
+//!   records (at `idle_interval`) confirms it cheaply. A digest that does
+//!   not match makes both sides send their full state.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use octolink::wire::Writer;
+use octolink::{Courier, CourierContext, Mandate, NodeId, PayloadWriter};
+
+use super::store::{AgentState, Param};
+use super::wire::{self, Record};
+
+/// Settings for an [`AgentStateCourier`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentStateConfig {
+    pub priority: u8,
+    /// The idle stream's period: a digest at least this often.
+    pub idle_interval: Duration,
+    /// Refresh period of a small (≤ 32 bytes), top-importance parameter;
+    /// larger or less important ones are refreshed proportionally less.
+    pub refresh_base: Duration,
+}
+
+impl Default for AgentStateConfig {
+    fn default() -> Self {
+        Self {
+            priority: 200,
+            idle_interval: Duration::from_millis(100),
+            refresh_base: Duration::from_secs(1),
+        }
+    }
+}
+
+impl AgentStateConfig {
+    /// How often a parameter is re-sent even when acknowledged.
+    fn refresh(&self, p: &Param) -> Duration {
+        let size = 1 + p.value.len() as u32 / 32;
+        let unimportance = 1 + u32::from(255 - p.importance) / 32;
+        self.refresh_base * size * unimportance
+    }
+}
+
+type Stamp = (u64, u64);
+
+#[derive(Debug)]
+pub struct AgentStateCourier {
+    state: AgentState,
+    peer: NodeId,
+    cfg: AgentStateConfig,
+    in_session: bool,
+    /// What the peer is known to hold.
+    acked: BTreeMap<u16, Stamp>,
+    /// Frame token → the stamps it carried.
+    in_flight: BTreeMap<u64, Vec<(u16, Stamp)>>,
+    /// Parameter → stamp currently in flight.
+    sending: BTreeMap<u16, Stamp>,
+    last_sent: BTreeMap<u16, Instant>,
+    next_digest: Option<Instant>,
+    request_full: bool,
+    pub digests_matched: u64,
+    pub digests_mismatched: u64,
+    pub malformed: u64,
+}
+
+impl AgentStateCourier {
+    pub fn new(state: AgentState, peer: NodeId, cfg: AgentStateConfig) -> Self {
+        Self {
+            state,
+            peer,
+            cfg,
+            in_session: false,
+            acked: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            sending: BTreeMap::new(),
+            last_sent: BTreeMap::new(),
+            next_digest: None,
+            request_full: false,
+            digests_matched: 0,
+            digests_mismatched: 0,
+            malformed: 0,
+        }
+    }
+
+    pub fn state(&self) -> &AgentState {
+        &self.state
+    }
+
+    /// Whether the peer needs `p` now (not counting refreshes).
+    fn stale(&self, id: u16, p: &Param) -> bool {
+        p.version > 0 && self.acked.get(&id) != Some(&p.stamp()) && self.sending.get(&id) != Some(&p.stamp())
+    }
+
+    fn in_sync(&self, params: &BTreeMap<u16, Param>) -> bool {
+        self.sending.is_empty()
+            && params
+                .iter()
+                .all(|(id, p)| p.version == 0 || self.acked.get(id) == Some(&p.stamp()))
+    }
+
+    fn reset_peer_view(&mut self) {
+        self.acked.clear();
+        self.sending.clear();
+        self.in_flight.clear();
+    }
+}
+
+impl Courier for AgentStateCourier {
+    fn mandate(&self) -> Mandate {
+        let s = self.state.lock();
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| next = [next, t].into_iter().flatten().min();
+        if self.in_session {
+            for (&id, p) in &s.params {
+                if self.stale(id, p) {
+                    consider(p.changed_at);
+                } else if p.version > 0 && !self.sending.contains_key(&id) {
+                    consider(self.last_sent.get(&id).map(|&t| t + self.cfg.refresh(p)));
+                }
+            }
+            consider(self.next_digest);
+        }
+        Mandate {
+            priority: self.cfg.priority,
+            next_send: next,
+            max_payload: 1200,
+            min_payload: (wire::UPDATE_OVERHEAD + 8) as u16,
+            send_active: self.in_session,
+            receive_active: true,
+        }
+    }
+
+    fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
+        let now = ctx.now;
+        let token = out.token();
+        let state = self.state.clone();
+        let s = state.lock();
+        // Stale first, then refreshes; most important and smallest first.
+        let mut order: Vec<(bool, u8, usize, u16)> = s
+            .params
+            .iter()
+            .filter(|(_, p)| p.version > 0)
+            .filter_map(|(&id, p)| {
+                let stale = self.stale(id, p);
+                let refresh = !self.sending.contains_key(&id)
+                    && self
+                        .last_sent
+                        .get(&id)
+                        .is_none_or(|&t| t + self.cfg.refresh(p) <= now);
+                (stale || refresh).then_some((!stale, 255 - p.importance, p.value.len(), id))
+            })
+            .collect();
+        order.sort_unstable();
+        let spare = out.spare();
+        let mut w = Writer::new(spare);
+        let mut carried = Vec::new();
+        for (_, _, _, id) in order {
+            let Some(p) = s.params.get(&id) else { continue };
+            if !wire::write_update(&mut w, id, p.version, p.writer, &p.value) {
+                break;
+            }
+            carried.push((id, p.stamp()));
+        }
+        for &(id, stamp) in &carried {
+            self.sending.insert(id, stamp);
+            self.last_sent.insert(id, now);
+        }
+        // The idle stream: a digest when the peer should match us exactly.
+        let digest_due = self.next_digest.is_none_or(|t| t <= now);
+        if (digest_due || self.request_full) && (self.in_sync(&s.params) || self.request_full) {
+            let flags = if self.request_full {
+                wire::FLAG_REQUEST_FULL
+            } else {
+                0
+            };
+            if wire::write_digest(&mut w, s.digest(), flags) {
+                self.request_full = false;
+                self.next_digest = Some(now + self.cfg.idle_interval);
+            }
+        } else if digest_due {
+            self.next_digest = Some(now + self.cfg.idle_interval);
+        }
+        let n = w.len();
+        drop(s);
+        let _ = out.advance(n);
+        if !carried.is_empty() {
+            self.in_flight.insert(token, carried);
+        }
+    }
+
+    fn on_receive(&mut self, ctx: &CourierContext, payload: &[u8]) {
+        let Ok(records) = wire::parse(payload) else {
+            self.malformed += 1;
+            return;
+        };
+        let state = self.state.clone();
+        let mut s = state.lock();
+        for r in records {
+            match r {
+                Record::Update {
+                    id,
+                    version,
+                    writer,
+                    value,
+                } => {
+                    s.merge(ctx.now, self.peer, id, version, writer, value);
+                    // The peer holds at least this.
+                    let held = self.acked.entry(id).or_insert((version, writer));
+                    *held = (*held).max((version, writer));
+                }
+                Record::Digest { digest, flags } => {
+                    if flags & wire::FLAG_REQUEST_FULL != 0 {
+                        self.reset_peer_view();
+                    }
+                    if digest == s.digest() {
+                        self.digests_matched += 1;
+                        let peer = self.peer;
+                        for (&id, p) in s.params.iter_mut() {
+                            p.confirmed_by.insert(peer);
+                            p.last_confirmed = Some(ctx.now);
+                            self.acked.insert(id, p.stamp());
+                        }
+                    } else if self.sending.is_empty() {
+                        // Views differ with nothing of ours in flight: both
+                        // sides send everything.
+                        self.digests_mismatched += 1;
+                        self.reset_peer_view();
+                        self.request_full = true;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_delivered(&mut self, ctx: &CourierContext, token: u64) {
+        let Some(carried) = self.in_flight.remove(&token) else {
+            return;
+        };
+        let state = self.state.clone();
+        let mut s = state.lock();
+        for (id, stamp) in carried {
+            if self.sending.get(&id) == Some(&stamp) {
+                self.sending.remove(&id);
+            }
+            let held = self.acked.entry(id).or_insert(stamp);
+            *held = (*held).max(stamp);
+            if let Some(p) = s.params.get_mut(&id).filter(|p| p.stamp() == stamp) {
+                p.confirmed_by.insert(self.peer);
+                p.last_confirmed = Some(ctx.now);
+            }
+        }
+    }
+
+    fn on_lost(&mut self, _ctx: &CourierContext, token: u64) {
+        let Some(carried) = self.in_flight.remove(&token) else {
+            return;
+        };
+        for (id, stamp) in carried {
+            if self.sending.get(&id) == Some(&stamp) {
+                self.sending.remove(&id);
+            }
+        }
+    }
+
+    fn on_session_start(&mut self, ctx: &CourierContext) {
+        self.in_session = true;
+        self.reset_peer_view();
+        self.next_digest = Some(ctx.now);
+        self.state.lock().peers.insert(self.peer);
+    }
+
+    fn on_session_end(&mut self, _ctx: &CourierContext) {
+        self.in_session = false;
+        self.reset_peer_view();
+        self.state.lock().peers.remove(&self.peer);
+    }
+}

@@ -1,0 +1,100 @@
+//! One blob being sent: what is unsent, what is in flight, what the peer
+//! acknowledged, and the SHA-256 of the bytes as they first go out.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::io::BlobSource;
+use super::progress::Meter;
+use super::ranges::RangeSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// Offered, waiting for Accept.
+    Offered,
+    /// Sending chunks.
+    Sending,
+}
+
+pub struct Outgoing {
+    pub size: u64,
+    pub priority: u8,
+    pub state: OutState,
+    source: Box<dyn BlobSource>,
+    /// Bytes to send: never sent, or sent and lost.
+    unsent: RangeSet,
+    acked: RangeSet,
+    /// First transmissions are in order; everything below this is hashed.
+    first_sent_upto: u64,
+    hasher: Sha256,
+    pub sha256: Option<[u8; 32]>,
+    /// Whether the Sent message (with the hash) has been queued.
+    pub sent_announced: bool,
+    pub meter: Meter,
+}
+
+impl Outgoing {
+    pub fn new(now: Instant, source: Box<dyn BlobSource>, size: u64, priority: u8) -> Self {
+        Self {
+            size,
+            priority,
+            state: OutState::Offered,
+            source,
+            unsent: RangeSet::full(size),
+            acked: RangeSet::new(),
+            first_sent_upto: 0,
+            hasher: Sha256::new(),
+            sha256: (size == 0).then(|| Sha256::digest([]).into()),
+            sent_announced: false,
+            meter: Meter::new(now, size),
+        }
+    }
+
+    pub fn has_chunks(&self) -> bool {
+        self.state == OutState::Sending && !self.unsent.is_empty()
+    }
+
+    /// Takes the next range to send, at most `max` bytes.
+    pub fn next_range(&mut self, max: usize) -> Option<(u64, usize)> {
+        let (start, end) = self.unsent.take_front(max as u64)?;
+        Some((start, (end - start) as usize))
+    }
+
+    /// Reads a range taken by [`Self::next_range`] into `buf` (its length).
+    pub fn read_range(&mut self, start: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let len = buf.len();
+        let end = start + len as u64;
+        let n = self.source.read_at(start, buf)?;
+        if n < len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "blob source shorter than announced",
+            ));
+        }
+        if start == self.first_sent_upto {
+            self.hasher.update(&buf[..len]);
+            self.first_sent_upto = end;
+            if end == self.size {
+                self.sha256 = Some(std::mem::take(&mut self.hasher).finalize().into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn on_delivered(&mut self, now: Instant, start: u64, end: u64) -> bool {
+        self.acked.insert(start, end);
+        self.meter.advance(now, self.acked.covered())
+    }
+
+    pub fn on_lost(&mut self, start: u64, end: u64) {
+        if !self.acked.contains_all(start, end) {
+            self.unsent.insert(start, end);
+        }
+    }
+
+    /// Disjoint ranges held (a measure of memory in use).
+    pub fn ranges_held(&self) -> usize {
+        self.unsent.len() + self.acked.len()
+    }
+}
