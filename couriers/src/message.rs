@@ -99,8 +99,12 @@ impl Courier for MessageCourier {
         let _ = self.rx.on_payload(payload, one_way);
     }
 
-    fn on_delivered(&mut self, _ctx: &CourierContext, token: u64) {
+    fn on_delivered(&mut self, ctx: &CourierContext, token: u64) {
         self.tx.on_delivered(token);
+        // An acknowledgement can reopen the window.
+        if self.tx.wants_to_send() {
+            self.ready_since.get_or_insert(ctx.now);
+        }
     }
 
     fn on_lost(&mut self, ctx: &CourierContext, token: u64) {

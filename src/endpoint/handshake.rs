@@ -403,6 +403,7 @@ impl Endpoint {
     /// Makes `session` the peer's established session, replacing any other.
     fn install_session(&mut self, now: Instant, peer: NodeId, mut session: Session) {
         session.quality = crate::session::LinkQuality::new(&self.cfg.link_quality);
+        session.recovery.max_pto = Some(self.cfg.keepalive_interval);
         let addr = session.addr;
         let initiator = session.initiator;
         let wall_ms = self.wall_ms(now);

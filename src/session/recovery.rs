@@ -61,6 +61,10 @@ pub struct Recovery {
     loss_time: Option<Instant>,
     last_eliciting_sent: Option<Instant>,
     pub pto_count: u32,
+    /// Back-off stops growing the probe timeout past this (but never cuts
+    /// it below the un-backed-off value): a robot link must keep probing
+    /// often enough to tell a burst of loss from a dead peer.
+    pub max_pto: Option<Duration>,
     pub packets_lost: u64,
     pub packets_acked: u64,
 }
@@ -237,7 +241,12 @@ impl Recovery {
         } else {
             srtt / 2
         };
-        (srtt + (var * 4).max(GRANULARITY) + max_ack_delay) * (1 << self.pto_count.min(10))
+        let base = srtt + (var * 4).max(GRANULARITY) + max_ack_delay;
+        let backed_off = base * (1 << self.pto_count.min(10));
+        match self.max_pto {
+            Some(cap) => backed_off.min(cap.max(base)),
+            None => backed_off,
+        }
     }
 
     /// When recovery next needs the clock: a time-threshold loss, or the
@@ -365,5 +374,22 @@ mod tests {
         let second = r.timer(&rtt, Duration::ZERO).unwrap();
         assert_eq!(second - first, (first - t0) * 2);
         assert!(l.is_empty(), "a probe timeout declares nothing lost");
+    }
+
+    #[test]
+    fn capped_back_off_keeps_probing_at_least_every_cap() {
+        let t0 = Instant::now();
+        let mut r = Recovery {
+            max_pto: Some(Duration::from_secs(1)),
+            ..Recovery::default()
+        };
+        let rtt = RttEstimator::default();
+        r.on_sent(0, t0, 100, true, &[]);
+        let (mut l, mut out) = (Vec::new(), Outcome::default());
+        for _ in 0..8 {
+            let t = r.timer(&rtt, Duration::ZERO).unwrap();
+            r.on_timeout(t, &rtt, Duration::ZERO, &mut l, &mut out);
+        }
+        assert_eq!(r.pto(&rtt, Duration::ZERO), Duration::from_secs(1));
     }
 }

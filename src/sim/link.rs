@@ -5,15 +5,23 @@ use std::time::Duration;
 use rand::Rng;
 
 /// Two-state (Gilbert-Elliott) burst loss.
+///
+/// The state steps once per datagram and once per [`BURST_SLOT`] of time
+/// between datagrams, so a burst lasts a few datagrams on a busy link and a
+/// few slots on a quiet one (a radio fade ends in time, however little is
+/// sent through it).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BurstLoss {
-    /// Chance per datagram of moving from the good to the bad state.
+    /// Chance per step of moving from the good to the bad state.
     pub enter_bad: f64,
-    /// Chance per datagram of moving from the bad back to the good state.
+    /// Chance per step of moving from the bad back to the good state.
     pub leave_bad: f64,
     /// Loss rate while in the bad state.
     pub bad_loss: f64,
 }
+
+/// The time step of [`BurstLoss`] between datagrams.
+pub const BURST_SLOT: Duration = Duration::from_millis(1);
 
 /// How a link treats datagrams. The default is a perfect 1 ms link.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -72,6 +80,7 @@ impl LinkConfig {
 pub struct Link {
     pub config: LinkConfig,
     in_bad_state: bool,
+    last_step: Duration,
     /// Offset from the simulation start at which the bottleneck is free.
     busy_until: Duration,
 }
@@ -109,11 +118,15 @@ impl Link {
             return fate;
         }
         if let Some(b) = c.burst {
-            let flip = if self.in_bad_state {
+            let steps = 1 + (now.saturating_sub(self.last_step).as_micros() / BURST_SLOT.as_micros()) as i32;
+            self.last_step = now;
+            // The chance of leaving the current state within `steps`.
+            let p = if self.in_bad_state {
                 b.leave_bad
             } else {
                 b.enter_bad
             };
+            let flip = 1.0 - (1.0 - p).powi(steps.min(1_000_000));
             if draws[0] < flip {
                 self.in_bad_state = !self.in_bad_state;
             }

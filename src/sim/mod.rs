@@ -386,8 +386,57 @@ impl Sim {
         self.trace.clone().finalize().into()
     }
 
-    /// Events of one node matching `pred`.
+    /// Every event one node produced.
     pub fn events_of(&self, node: usize) -> impl Iterator<Item = &Event> {
         self.nodes[node].events.iter().map(|(_, e)| e)
     }
+
+    /// A node's ID.
+    pub fn id(&self, node: usize) -> crate::NodeId {
+        self.nodes[node].endpoint.node_id()
+    }
+
+    /// Whether `a` and `b` both count their session as established.
+    pub fn connected(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].endpoint.is_connected(&self.id(b)) && self.nodes[b].endpoint.is_connected(&self.id(a))
+    }
+
+    /// `a` connects to `b`; runs until both are established or `limit`
+    /// passes. Returns how long it took.
+    pub fn connect(&mut self, a: usize, b: usize, limit: Duration) -> Option<Duration> {
+        let start = self.now;
+        let now = self.now();
+        let peer = self.id(b);
+        self.nodes[a].endpoint.connect(now, &peer).ok()?;
+        self.run_until_cond(limit, |s| s.connected(a, b))
+            .then(|| self.now - start)
+    }
+
+    /// Builds `names.len()` nodes from fixture keys, all paired with each
+    /// other, over `link`.
+    pub fn with_fixture_nodes(seed: u64, names: &[&str], link: LinkConfig, config: EndpointConfig) -> Self {
+        let mut sim = Sim::new(seed);
+        sim.set_default_link(link);
+        for name in names {
+            sim.add_node(fixture_identity(name), TrustStore::new(), config.clone());
+        }
+        for a in 0..names.len() {
+            for b in a + 1..names.len() {
+                sim.pair(a, b);
+            }
+        }
+        sim
+    }
+}
+
+/// A pre-generated test identity from the repository's fixture keys
+/// (`a` to `e` are RSA-2048, `big` is RSA-3072). Generating RSA keys is slow;
+/// these keys are public and for tests only.
+pub fn fixture_identity(name: &str) -> Identity {
+    let path = format!(
+        "{}/tests/fixtures/keys/node_{name}.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture key {path}: {e}"));
+    Identity::from_pem(&pem).expect("fixture keys are valid")
 }

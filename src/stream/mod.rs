@@ -42,7 +42,8 @@ impl Delivery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamConfig {
     pub delivery: Delivery,
-    /// Messages waiting to be sent, at most.
+    /// Messages held at most: waiting to be sent, plus (reliable modes)
+    /// sent and not yet acknowledged. Beyond it, reliable pushes are refused.
     pub max_queued: usize,
     /// Bytes waiting to be sent, at most.
     pub max_queued_bytes: usize,

@@ -111,8 +111,15 @@ impl SendStream {
                 max: self.cfg.max_message,
             });
         }
+        // Reliable streams count what they still hold for re-sending too:
+        // that is what the bound is for.
         let full = |s: &Self| {
-            s.queue.len() >= s.cfg.max_queued || s.queued_bytes + msg.len() > s.cfg.max_queued_bytes
+            let held = if s.cfg.delivery.is_reliable() {
+                s.unacked.len()
+            } else {
+                0
+            };
+            s.queue.len() + held >= s.cfg.max_queued || s.queued_bytes + msg.len() > s.cfg.max_queued_bytes
         };
         if full(self) {
             if self.cfg.delivery.is_reliable() {
@@ -145,6 +152,17 @@ impl SendStream {
     /// Messages queued or waiting to be re-sent.
     pub fn queue_depth(&self) -> usize {
         self.queue.len() + self.resend.len()
+    }
+
+    /// Messages held: queued, plus (reliable) sent but unacknowledged. This
+    /// is what `max_queued` bounds.
+    pub fn held(&self) -> usize {
+        self.queue.len()
+            + if self.cfg.delivery.is_reliable() {
+                self.unacked.len()
+            } else {
+                0
+            }
     }
 
     /// Messages sent and not yet acknowledged (reliable modes).

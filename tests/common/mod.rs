@@ -5,35 +5,21 @@
 use std::time::{Duration, Instant};
 
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{
-    Courier, CourierContext, EndpointConfig, Event, Identity, Mandate, NodeId, PayloadWriter, TrustStore,
-};
+use octolink::{Courier, CourierContext, EndpointConfig, Event, Mandate, NodeId, PayloadWriter};
 
-pub fn identity(name: &str) -> Identity {
-    let path = format!(
-        "{}/tests/fixtures/keys/node_{name}.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    Identity::from_pem(&pem).expect("fixture key parses")
-}
+pub use octolink::sim::fixture_identity as identity;
 
 /// Two paired nodes, `a` (node 0) and `b` (node 1), over `link`.
 pub fn pair(seed: u64, link: LinkConfig, config: EndpointConfig) -> Sim {
-    let mut sim = Sim::new(seed);
-    sim.set_default_link(link);
-    sim.add_node(identity("a"), TrustStore::new(), config.clone());
-    sim.add_node(identity("b"), TrustStore::new(), config);
-    sim.pair(0, 1);
-    sim
+    Sim::with_fixture_nodes(seed, &["a", "b"], link, config)
 }
 
 pub fn id(sim: &Sim, node: usize) -> NodeId {
-    sim.nodes[node].endpoint.node_id()
+    sim.id(node)
 }
 
 pub fn connected(sim: &Sim, a: usize, b: usize) -> bool {
-    sim.nodes[a].endpoint.is_connected(&id(sim, b)) && sim.nodes[b].endpoint.is_connected(&id(sim, a))
+    sim.connected(a, b)
 }
 
 pub fn count_events(sim: &Sim, node: usize, pred: impl Fn(&Event) -> bool) -> usize {
@@ -42,12 +28,7 @@ pub fn count_events(sim: &Sim, node: usize, pred: impl Fn(&Event) -> bool) -> us
 
 /// Connects 0 → 1 and runs until both sides are established.
 pub fn establish(sim: &mut Sim, limit: Duration) -> Option<Duration> {
-    let start = sim.elapsed();
-    let now = sim.now();
-    let b = id(sim, 1);
-    sim.nodes[0].endpoint.connect(now, &b).expect("peer is paired");
-    sim.run_until_cond(limit, |s| connected(s, 0, 1))
-        .then(|| sim.elapsed() - start)
+    sim.connect(0, 1, limit)
 }
 
 /// A test courier: sends numbered messages from a queue, records arrivals.

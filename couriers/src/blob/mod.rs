@@ -590,6 +590,10 @@ impl Courier for BlobCourier {
 
     fn on_delivered(&mut self, ctx: &CourierContext, token: u64) {
         self.control_tx.on_delivered(token);
+        // An acknowledgement can reopen the control window.
+        if self.control_tx.wants_to_send() {
+            self.ready_since.get_or_insert(ctx.now);
+        }
         if let Some((id, start, end)) = self.flights.remove(&token) {
             if let Some(o) = self.outgoing.get_mut(&id) {
                 if o.on_delivered(ctx.now, start, end) {
