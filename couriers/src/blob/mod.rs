@@ -554,7 +554,6 @@ impl Courier for BlobCourier {
     }
 
     fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
-        self.announce_hashes(ctx.now);
         if self.control_tx.wants_to_send() {
             if out.write(&[wire::CONTROL]).is_ok() {
                 self.control_tx.write(ctx.now, out);
@@ -562,6 +561,8 @@ impl Courier for BlobCourier {
         } else {
             self.write_chunk(out);
         }
+        // The last first-time chunk completes the hash: announce it now.
+        self.announce_hashes(ctx.now);
         let more = self.control_tx.wants_to_send() || self.has_chunks();
         self.ready_since = more.then_some(ctx.now);
     }
