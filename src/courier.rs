@@ -93,7 +93,9 @@ pub struct PayloadWriter<'a> {
 pub struct PayloadFull;
 
 impl<'a> PayloadWriter<'a> {
-    pub(crate) fn new(buf: &'a mut [u8], token: u64) -> Self {
+    /// A writer over `buf`. The engine makes these; tests of a courier can
+    /// too, to drive it without an engine.
+    pub fn new(buf: &'a mut [u8], token: u64) -> Self {
         Self { buf, len: 0, token }
     }
 

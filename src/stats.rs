@@ -155,6 +155,8 @@ pub struct SessionStats {
     /// Lost / (acknowledged + lost) ack-eliciting packets.
     pub loss_rate: f64,
     pub congestion_window: u64,
+    /// Times the congestion controller cut its window.
+    pub congestion_events: u64,
     pub bytes_in_flight: u64,
     /// Current pacing rate, bytes/s.
     pub send_rate: u64,

@@ -180,6 +180,7 @@ impl Session {
                 r.packets_lost as f64 / decided as f64
             },
             congestion_window: self.cc.window,
+            congestion_events: self.cc.congestion_events,
             bytes_in_flight: r.bytes_in_flight,
             send_rate: self.pacer.rate(),
             link_good: self.quality.good,
