@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use octolink::sim::{LinkConfig, Sim};
 use octolink::{Courier, CourierContext, EndpointConfig, Event, Mandate, NodeId, PayloadWriter};
 
+#[allow(unused_imports)]
 pub use octolink::sim::fixture_identity as identity;
 
 /// Two paired nodes, `a` (node 0) and `b` (node 1), over `link`.

@@ -174,7 +174,7 @@ impl Courier for AgentStateCourier {
         }
         // The idle stream: a digest when the peer should match us exactly.
         let digest_due = self.next_digest.is_none_or(|t| t <= now);
-        if (digest_due || self.request_full) && (self.in_sync(&s.params) || self.request_full) {
+        if self.request_full || (digest_due && self.in_sync(&s.params)) {
             let flags = if self.request_full {
                 wire::FLAG_REQUEST_FULL
             } else {

@@ -36,6 +36,9 @@ pub use wire::Control;
 use incoming::{Incoming, Verdict};
 use outgoing::{OutState, Outgoing};
 
+/// Chooses a sink for an offer `(name, size)`, or refuses it with a reason.
+pub type AcceptFn = Box<dyn FnMut(&str, u64) -> Result<Box<dyn BlobSink>, String> + Send>;
+
 /// Where accepted blobs go.
 pub enum Acceptor {
     /// Refuse every offer.
@@ -45,7 +48,7 @@ pub enum Acceptor {
     /// Into memory (small blobs only: bound it with `max_incoming_size`).
     Memory,
     /// Your own choice, per offer: `(name, size)` → a sink, or a refusal.
-    Custom(Box<dyn FnMut(&str, u64) -> Result<Box<dyn BlobSink>, String> + Send>),
+    Custom(AcceptFn),
 }
 
 impl std::fmt::Debug for Acceptor {
