@@ -58,6 +58,9 @@ pub enum Event {
     /// The seed's two-mode link quality signal changed (see
     /// `EndpointConfig::link_quality`).
     LinkQuality { peer: NodeId, good: bool },
+    /// A courier registered with notification on
+    /// ([`crate::Endpoint::set_courier_notify`]) received data.
+    CourierData { peer: NodeId, courier: crate::CourierId },
     /// Answer to [`crate::Endpoint::ping`].
     Pong { peer: NodeId, token: u64, rtt: Duration },
     /// See [`Alert`].

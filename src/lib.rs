@@ -16,6 +16,7 @@
 pub mod config;
 pub mod courier;
 pub mod crypto;
+pub mod driver;
 mod endpoint;
 pub mod event;
 pub mod handshake;

@@ -70,6 +70,8 @@ pub(crate) struct CourierSlot {
     /// When it last wrote a payload. Lateness counts from here if that is
     /// after its due time, so an always-due courier does not out-age others.
     pub last_served: Option<Instant>,
+    /// Emit [`Event::CourierData`] when data arrives for it.
+    pub notify: bool,
     pub broadcast: BroadcastPayload,
     /// The application's cap on this courier's send rate.
     pub rate_cap: Option<crate::session::Pacer>,
@@ -389,6 +391,7 @@ impl Endpoint {
             courier,
             backoff_until: None,
             last_served: None,
+            notify: false,
             broadcast: BroadcastPayload::default(),
             rate_cap: None,
             stats: crate::stats::CourierStats {
@@ -468,6 +471,18 @@ impl Endpoint {
             })
             .collect();
         s
+    }
+
+    /// Asks for an [`Event::CourierData`] each time the courier receives
+    /// data (so a thread outside the engine knows to look).
+    pub fn set_courier_notify(&mut self, handle: CourierHandle, on: bool) -> Result<(), ApiError> {
+        let slot = self
+            .couriers
+            .get_mut(handle.0)
+            .and_then(Option::as_mut)
+            .ok_or(ApiError::UnknownCourier)?;
+        slot.notify = on;
+        Ok(())
     }
 
     /// Caps one courier's send rate (bytes per second); `None` lifts it.

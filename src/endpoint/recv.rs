@@ -215,6 +215,13 @@ impl Endpoint {
                 s.stats.frames_received += 1;
                 s.stats.bytes_received += payload.len() as u64;
                 s.courier.on_receive(&ctx, payload);
+                if s.notify {
+                    let courier = s.id;
+                    self.push_event(Event::CourierData {
+                        peer: peer_id,
+                        courier,
+                    });
+                }
                 if let Some(sess) = self.peers.get_mut(&peer_id).and_then(|p| p.session.as_mut()) {
                     sess.courier_frames_received += 1;
                 }

@@ -1,0 +1,237 @@
+//! The event-loop thread: socket readiness and commands in, the engine in
+//! the middle, datagrams and events out. No protocol logic lives here.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::{Events, Interest, Poll, Token};
+
+use super::{ChannelError, Command, SHUTDOWN_LINGER};
+use crate::wire::MAX_DATAGRAM;
+use crate::{Endpoint, Event};
+
+pub const SOCKET: Token = Token(0);
+pub const WAKER: Token = Token(1);
+/// Receive buffers per batch (recvmmsg).
+const BATCH: usize = 32;
+/// Datagrams written while the socket is full, at most; more are dropped.
+const MAX_PENDING: usize = 4096;
+/// Sleeping is only as precise as the OS tick; closer deadlines are spun for.
+const SPIN_BELOW: Duration = Duration::from_millis(1);
+
+pub struct EventLoop {
+    poll: Poll,
+    socket: mio::net::UdpSocket,
+    state: quinn_udp::UdpSocketState,
+    endpoint: Endpoint,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    trust_path: Option<PathBuf>,
+    busy_poll: bool,
+    recv_buf: Vec<u8>,
+    recv_stride: usize,
+    tx_buf: Box<[u8; MAX_DATAGRAM]>,
+    pending: VecDeque<(SocketAddr, Vec<u8>)>,
+    want_writable: bool,
+    pub events_dropped: u64,
+    pub send_errors: u64,
+}
+
+impl EventLoop {
+    pub fn new(
+        poll: Poll,
+        mut socket: mio::net::UdpSocket,
+        endpoint: Endpoint,
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+        trust_path: Option<PathBuf>,
+        busy_poll: bool,
+    ) -> io::Result<Self> {
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
+        let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+        // With GRO one buffer may hold several datagrams.
+        let recv_stride = (state.gro_segments().max(1) * 1500).min(64 * 1024);
+        Ok(Self {
+            poll,
+            socket,
+            state,
+            endpoint,
+            commands,
+            events,
+            trust_path,
+            busy_poll,
+            recv_buf: vec![0; recv_stride * BATCH],
+            recv_stride,
+            tx_buf: Box::new([0; MAX_DATAGRAM]),
+            pending: VecDeque::new(),
+            want_writable: false,
+            events_dropped: 0,
+            send_errors: 0,
+        })
+    }
+
+    pub fn run(&mut self) -> Result<(), ChannelError> {
+        let mut mio_events = Events::with_capacity(16);
+        loop {
+            while let Ok(cmd) = self.commands.try_recv() {
+                match cmd {
+                    Command::Run(job) => job(&mut self.endpoint, Instant::now()),
+                    Command::Shutdown => return self.shut_down(),
+                }
+            }
+            self.receive()?;
+            let now = Instant::now();
+            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+                self.endpoint.handle_timeout(now);
+            }
+            self.transmit()?;
+            self.forward_events();
+            let timeout = if self.busy_poll {
+                Some(Duration::ZERO)
+            } else {
+                self.endpoint.poll_timeout().map(|t| {
+                    let d = t.saturating_duration_since(Instant::now());
+                    if d < SPIN_BELOW {
+                        Duration::ZERO
+                    } else {
+                        d
+                    }
+                })
+            };
+            match self.poll.poll(&mut mio_events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads every datagram waiting (until the socket would block).
+    fn receive(&mut self) -> io::Result<()> {
+        let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
+        loop {
+            let mut slices: [IoSliceMut<'_>; BATCH] = {
+                let mut chunks = self.recv_buf.chunks_mut(self.recv_stride);
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
+            };
+            let n = match self.state.recv((&self.socket).into(), &mut slices, &mut meta) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // ICMP errors and the like: the engine's timers handle peers
+                // that went away.
+                Err(e) => {
+                    tracing::debug!(error = %e, "recv error");
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            for (i, m) in meta.iter().take(n).enumerate() {
+                let buf = &self.recv_buf[i * self.recv_stride..i * self.recv_stride + m.len];
+                let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
+                for datagram in buf.chunks(stride) {
+                    self.endpoint.handle_datagram(now, m.addr, datagram);
+                }
+            }
+        }
+    }
+
+    /// Sends everything the engine has, keeping what the socket refuses.
+    fn transmit(&mut self) -> io::Result<()> {
+        while let Some((dest, datagram)) = self.pending.front() {
+            match self.send_one(*dest, &datagram.clone()) {
+                Ok(true) => {
+                    self.pending.pop_front();
+                }
+                Ok(false) => return self.set_writable(true),
+                Err(e) => return Err(e),
+            }
+        }
+        let now = Instant::now();
+        while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx_buf[..]) {
+            let contents = self.tx_buf[..t.len].to_vec();
+            if !self.send_one(t.destination, &contents)? {
+                if self.pending.len() < MAX_PENDING {
+                    self.pending.push_back((t.destination, contents));
+                } else {
+                    self.send_errors += 1;
+                }
+                return self.set_writable(true);
+            }
+        }
+        self.set_writable(false)
+    }
+
+    /// Sends one datagram: `Ok(false)` if the socket is full.
+    fn send_one(&mut self, destination: SocketAddr, contents: &[u8]) -> io::Result<bool> {
+        let transmit = quinn_udp::Transmit {
+            destination,
+            ecn: None,
+            contents,
+            segment_size: None,
+            src_ip: None,
+        };
+        match self.state.try_send((&self.socket).into(), &transmit) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => {
+                // Unreachable networks and the like: the datagram is lost,
+                // and loss recovery deals with it.
+                tracing::debug!(error = %e, %destination, "send error");
+                self.send_errors += 1;
+                Ok(true)
+            }
+        }
+    }
+
+    fn set_writable(&mut self, on: bool) -> io::Result<()> {
+        if on != self.want_writable {
+            let interest = if on {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            self.poll
+                .registry()
+                .reregister(&mut self.socket, SOCKET, interest)?;
+            self.want_writable = on;
+        }
+        Ok(())
+    }
+
+    fn forward_events(&mut self) {
+        while let Some(e) = self.endpoint.poll_event() {
+            if let Err(TrySendError::Full(_)) = self.events.try_send(e) {
+                self.events_dropped += 1;
+            }
+        }
+    }
+
+    /// Closes every session, lets the close frames go, saves the store.
+    fn shut_down(&mut self) -> Result<(), ChannelError> {
+        let now = Instant::now();
+        let peers: Vec<_> = self.endpoint.connected_peers().collect();
+        for p in peers {
+            let _ = self.endpoint.close(now, &p);
+        }
+        let until = Instant::now() + SHUTDOWN_LINGER;
+        while Instant::now() < until {
+            self.transmit()?;
+            self.receive()?;
+            if self.pending.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.forward_events();
+        if let Some(path) = &self.trust_path {
+            self.endpoint.trust_store().save(path)?;
+        }
+        Ok(())
+    }
+}
