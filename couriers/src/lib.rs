@@ -17,6 +17,7 @@ mod agent_state;
 pub mod blob;
 mod command;
 mod message;
+pub mod standard;
 mod telemetry;
 
 pub use agent_state::{AgentState, AgentStateConfig, AgentStateCourier, ParamView, StateError, StateEvent};
