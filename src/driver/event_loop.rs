@@ -39,7 +39,13 @@ pub struct EventLoop {
     want_writable: bool,
     pub events_dropped: u64,
     pub send_errors: u64,
+    /// A session was established since the store was last saved.
+    trust_dirty: bool,
+    last_save: Option<Instant>,
 }
+
+/// The trust store is saved at most this often while running.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl EventLoop {
     pub fn new(
@@ -72,6 +78,8 @@ impl EventLoop {
             want_writable: false,
             events_dropped: 0,
             send_errors: 0,
+            trust_dirty: false,
+            last_save: None,
         })
     }
 
@@ -91,6 +99,7 @@ impl EventLoop {
             }
             self.transmit()?;
             self.forward_events();
+            self.save_trust_if_due()?;
             let timeout = if self.busy_poll {
                 Some(Duration::ZERO)
             } else {
@@ -204,8 +213,25 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Saves the store after new sessions (so a crash loses no peer
+    /// addresses or history), at most once per [`SAVE_INTERVAL`].
+    fn save_trust_if_due(&mut self) -> io::Result<()> {
+        let due = self.last_save.is_none_or(|t| t.elapsed() >= SAVE_INTERVAL);
+        if let (true, true, Some(path)) = (self.trust_dirty, due, &self.trust_path) {
+            if let Err(e) = self.endpoint.trust_store().save(path) {
+                tracing::warn!(error = %e, "could not save the associates");
+            }
+            self.trust_dirty = false;
+            self.last_save = Some(Instant::now());
+        }
+        Ok(())
+    }
+
     fn forward_events(&mut self) {
         while let Some(e) = self.endpoint.poll_event() {
+            if matches!(e, Event::Connected { .. }) {
+                self.trust_dirty = true;
+            }
             if let Err(TrySendError::Full(_)) = self.events.try_send(e) {
                 self.events_dropped += 1;
             }

@@ -1,0 +1,9 @@
+//! One module per group of subcommands.
+
+pub mod demo;
+pub mod keys;
+pub mod ping;
+mod relay;
+pub mod run;
+pub mod top;
+pub mod transfer;

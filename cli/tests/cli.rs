@@ -1,0 +1,256 @@
+//! The `octolink` binary end to end: real processes on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_octolink");
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("octolink-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = run(home, args);
+    assert!(
+        out.status.success(),
+        "octolink {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Two homes with keys, each trusting the other at the given ports.
+fn paired(root: &Path, port_a: u16, port_b: u16) -> (PathBuf, PathBuf) {
+    let (a, b) = (root.join("a"), root.join("b"));
+    for h in [&a, &b] {
+        ok(h, &["keygen"]);
+    }
+    for (me, other, name, port) in [(&a, &b, "bee", port_b), (&b, &a, "ace", port_a)] {
+        let id = ok(other, &["id"]);
+        let pem: String = id.lines().skip(1).collect::<Vec<_>>().join("\n");
+        let key_file = root.join(format!("{name}.pub"));
+        std::fs::write(&key_file, pem).unwrap();
+        ok(
+            me,
+            &[
+                "trust",
+                key_file.to_str().unwrap(),
+                "--name",
+                name,
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ],
+        );
+    }
+    (a, b)
+}
+
+/// A child whose stdout lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn spawn(home: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    fn expect_line(&self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return Some(l),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn send_and_recv_move_a_file_intact() {
+    let root = temp("sendrecv");
+    let (pa, pb) = (free_port(), free_port());
+    let (a, b) = paired(&root, pa, pb);
+    let inbox = root.join("inbox");
+    let recv = Running::spawn(
+        &b,
+        &[
+            "recv",
+            "--dir",
+            inbox.to_str().unwrap(),
+            "--bind",
+            &format!("127.0.0.1:{pb}"),
+            "--count",
+            "1",
+            "--for",
+            "60",
+        ],
+    );
+    assert!(recv
+        .expect_line(Duration::from_secs(10), |l| l.starts_with("receiving into"))
+        .is_some());
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let file = root.join("survey.bin");
+    std::fs::write(&file, &data).unwrap();
+    let out = ok(
+        &a,
+        &[
+            "send",
+            "bee",
+            file.to_str().unwrap(),
+            "--bind",
+            &format!("127.0.0.1:{pa}"),
+        ],
+    );
+    assert!(out.contains("verified sha256"), "{out}");
+    assert!(recv
+        .expect_line(Duration::from_secs(10), |l| l.starts_with("received"))
+        .is_some());
+    assert_eq!(std::fs::read(inbox.join("survey.bin")).unwrap(), data);
+    let listed = ok(&a, &["associates"]);
+    assert!(listed.contains("bee") && listed.contains("reachable"), "{listed}");
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn demo_with_8_mib_exits_zero() {
+    let out = Command::new(BIN)
+        .args(["demo", "--size", "8MiB", "--sync", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("demo --json prints JSON");
+    assert_eq!(json["blob_bytes"], 8 << 20);
+    assert_eq!(json["state_in_sync"], true);
+    assert!(json["rtt_p50_us"].as_f64().unwrap() > 0.0);
+}
+
+/// Bad input gets one human line on stderr and a non-zero exit, never a
+/// panic or a backtrace.
+fn assert_clean_failure(out: &Output, needle: &str) {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "expected {needle:?} in {err:?}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_one_line_and_a_non_zero_exit() {
+    let root = temp("bad");
+    let empty = root.join("empty");
+    assert_clean_failure(&run(&empty, &["id"]), "no key at");
+    let (pa, pb) = (free_port(), free_port());
+    let (a, _) = paired(&root, pa, pb);
+    assert_clean_failure(&run(&a, &["send", "nobody", "/etc/hostname"]), "unknown peer");
+    assert_clean_failure(&run(&a, &["send", "bee", "/definitely/not/here"]), "cannot read");
+    let _taken = std::net::UdpSocket::bind(format!("127.0.0.1:{pa}")).unwrap();
+    assert_clean_failure(
+        &run(
+            &a,
+            &[
+                "recv",
+                "--dir",
+                root.join("in").to_str().unwrap(),
+                "--bind",
+                &format!("127.0.0.1:{pa}"),
+            ],
+        ),
+        "already in use",
+    );
+    std::fs::write(a.join("node.key"), "garbage").unwrap();
+    assert_clean_failure(&run(&a, &["id"]), "unreadable key");
+    assert_clean_failure(
+        &run(&a, &["trust", "/no/such/key.pem", "--name", "x"]),
+        "cannot read key file",
+    );
+    let _ = std::fs::remove_dir_all(root);
+}
+
+#[test]
+fn a_killed_and_restarted_agent_is_reconnected_within_seconds() {
+    let root = temp("kill");
+    let (pa, pb) = (free_port(), free_port());
+    let (a, b) = paired(&root, pa, pb);
+    let agent_args = ["agent", "--bind", &format!("127.0.0.1:{pa}"), "--for", "60"];
+    let agent_args: Vec<&str> = agent_args.iter().map(|s| s.as_ref()).collect();
+    let mut agent = Running::spawn(&a, &agent_args);
+    assert!(agent
+        .expect_line(Duration::from_secs(10), |l| l.starts_with("agent "))
+        .is_some());
+    let remote = Running::spawn(
+        &b,
+        &[
+            "remote",
+            "ace",
+            "--bind",
+            &format!("127.0.0.1:{pb}"),
+            "--for",
+            "60",
+        ],
+    );
+    assert!(remote
+        .expect_line(Duration::from_secs(15), |l| l == "connected ace")
+        .is_some());
+    std::thread::sleep(Duration::from_millis(1500));
+    agent.child.kill().unwrap(); // SIGKILL: no close frame, nothing saved at exit
+    let _ = agent.child.wait();
+    let killed = Instant::now();
+    drop(agent);
+    let _agent = Running::spawn(&a, &agent_args);
+    let again = remote.expect_line(Duration::from_secs(15), |l| l.starts_with("connected ace "));
+    let took = killed.elapsed();
+    assert!(again.is_some(), "the remote never reconnected");
+    assert!(took < Duration::from_secs(10), "re-handshake took {took:?}");
+    let _ = std::fs::remove_dir_all(root);
+}
