@@ -179,6 +179,9 @@ pub struct Endpoint {
     pub(crate) delivered_scratch: Vec<crate::session::FrameRecord>,
     pub(crate) lost_scratch: Vec<crate::session::FrameRecord>,
     pub(crate) frames_scratch: Vec<crate::session::FrameRecord>,
+    pub(crate) recv_events: Vec<Event>,
+    pub(crate) recv_deferred: Vec<recv::Deferred>,
+    pub(crate) peer_scratch: Vec<NodeId>,
 }
 
 /// Most handshake datagrams queued for sending at once.
@@ -236,6 +239,9 @@ impl Endpoint {
             delivered_scratch: Vec::new(),
             lost_scratch: Vec::new(),
             frames_scratch: Vec::new(),
+            recv_events: Vec::new(),
+            recv_deferred: Vec::new(),
+            peer_scratch: Vec::new(),
         };
         // The seed: every stored associate enters the session directory.
         for a in trust.iter() {

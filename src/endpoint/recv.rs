@@ -12,7 +12,7 @@ use crate::stats::DropReason;
 use crate::wire::{Frame, FrameIter, Header, PacketType, HEADER_LEN, TAG_LEN};
 
 /// Frames that need the endpoint (not just the session) after a packet.
-enum Deferred {
+pub(crate) enum Deferred {
     Courier { id: u16, range: (usize, usize) },
     Close { code: u16, reason: String },
     Pong { token: u64, rtt: Option<Duration> },
@@ -98,7 +98,9 @@ impl Endpoint {
         session.received.add(HEADER_LEN + body_len + TAG_LEN);
         session.last_recv = now;
         session.confirm_probe = None;
-        let mut events: Vec<Event> = Vec::new();
+        // Reused buffers: steady-state packets allocate nothing.
+        let mut events = std::mem::take(&mut self.recv_events);
+        let mut deferred = std::mem::take(&mut self.recv_deferred);
         if let SessionState::Disconnected { .. } = session.state {
             session.state = SessionState::Active;
             events.push(Event::Connected {
@@ -120,7 +122,6 @@ impl Endpoint {
             }
         }
         let mut eliciting = false;
-        let mut deferred: Vec<Deferred> = Vec::new();
         let body = &self.scratch[..body_len];
         let mut frames = FrameIter::new(body);
         while let Ok(Some(frame)) = frames.next_frame() {
@@ -174,12 +175,13 @@ impl Endpoint {
         session.acks.on_packet(header.packet_number, now, eliciting);
         let closing = header.packet_type == PacketType::Close;
         self.note_activity(now, peer_id);
-        for e in events {
+        for e in events.drain(..) {
             self.push_event(e);
         }
+        self.recv_events = events;
         self.report_frames(now, peer_id);
         let mut close = None;
-        for d in deferred {
+        for d in deferred.drain(..) {
             match d {
                 Deferred::Courier { id, range } => self.deliver(now, peer_id, id, range),
                 Deferred::Close { code, reason } => close = Some((code, reason)),
@@ -190,6 +192,7 @@ impl Endpoint {
                 }),
             }
         }
+        self.recv_deferred = deferred;
         if closing || close.is_some() {
             let (code, reason) = close.unwrap_or((0, String::new()));
             self.end_session(now, peer_id, DisconnectReason::ClosedByPeer { code, reason });

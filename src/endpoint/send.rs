@@ -2,6 +2,7 @@
 //! sealed packet: acks first, then pongs, pings and close, then as many due
 //! couriers as fit, ranked by the scheduler.
 
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::{Endpoint, Transmit};
@@ -36,24 +37,36 @@ impl Endpoint {
             }
         }
         self.refresh_broadcasts(now);
-        // Serve sessions round-robin, starting after the one served last.
-        let start = self.next_peer_to_serve;
-        let order = self
-            .peers
-            .range(start.unwrap_or(NodeId([0; 32]))..)
-            .chain(self.peers.range(..start.unwrap_or(NodeId([0; 32]))))
-            .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.confirmed))
-            .map(|(id, _)| *id);
-        let wanting: Vec<NodeId> = order.collect();
-        for peer_id in wanting {
-            if !self.session_wants_to_send(now, &peer_id) {
-                continue;
+        // Serve sessions round-robin, starting after the one served last;
+        // a session that wanted to send but built nothing is passed over.
+        let start = self.next_peer_to_serve.unwrap_or(NodeId([0; 32]));
+        let mut after: Option<NodeId> = None;
+        for wrapped in [false, true] {
+            loop {
+                let range = match (wrapped, after) {
+                    (false, None) => (Bound::Included(start), Bound::Unbounded),
+                    (true, None) => (Bound::Unbounded, Bound::Excluded(start)),
+                    (false, Some(a)) => (Bound::Excluded(a), Bound::Unbounded),
+                    (true, Some(a)) => (Bound::Excluded(a), Bound::Excluded(start)),
+                };
+                if matches!(range, (Bound::Excluded(a), Bound::Excluded(b)) if a >= b) {
+                    break;
+                }
+                let next = self
+                    .peers
+                    .range(range)
+                    .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.confirmed))
+                    .map(|(id, _)| *id)
+                    .find(|id| self.session_wants_to_send(now, id));
+                let Some(peer_id) = next else { break };
+                if let Some(transmit) = self.build_packet(now, peer_id, buf) {
+                    self.next_peer_to_serve = self.peers.range(peer_id..).nth(1).map(|(id, _)| *id);
+                    self.stats.sent.add(transmit.len);
+                    return Some(transmit);
+                }
+                after = Some(peer_id);
             }
-            if let Some(transmit) = self.build_packet(now, peer_id, buf) {
-                self.next_peer_to_serve = self.peers.range(peer_id..).nth(1).map(|(id, _)| *id);
-                self.stats.sent.add(transmit.len);
-                return Some(transmit);
-            }
+            after = None;
         }
         None
     }

@@ -128,10 +128,13 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let ids: Vec<NodeId> = self.peers.keys().copied().collect();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.peer_scratch);
+        ids.clear();
+        ids.extend(self.peers.keys().copied());
+        for &id in &ids {
             self.peer_timers(now, id);
         }
+        self.peer_scratch = ids;
         for slot in self.couriers.iter_mut().flatten() {
             if slot.courier.next_timer().is_some_and(|t| t <= now) {
                 slot.courier.on_timer(now);
