@@ -157,6 +157,8 @@ pub struct SessionStats {
     pub congestion_window: u64,
     /// Times the congestion controller cut its window.
     pub congestion_events: u64,
+    /// Losses judged random (no queue, not heavy): re-sent, window kept.
+    pub random_losses: u64,
     pub bytes_in_flight: u64,
     /// Current pacing rate, bytes/s.
     pub send_rate: u64,

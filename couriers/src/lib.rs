@@ -11,12 +11,14 @@
 //! | [`CommandCourier`] | reliable, ordered, high priority | commands such as an emergency stop |
 //! | [`TelemetryCourier`] | unreliable-sequenced, latest value | sensor streams with deadlines |
 //! | [`MessageCourier`] | any [`octolink::stream::Delivery`] | an application's own messages |
+//! | [`PipeCourier`] | any, through channels | the lowest latency from application threads |
 #![forbid(unsafe_code)]
 
 mod agent_state;
 pub mod blob;
 mod command;
 mod message;
+mod pipe;
 pub mod standard;
 mod telemetry;
 
@@ -25,4 +27,5 @@ pub use blob::{BlobConfig, BlobCourier, BlobEvent};
 pub use command::{Command, CommandCourier, CommandEvent, COMMAND_PRIORITY};
 pub use message::MessageCourier;
 pub use octolink::{Courier, CourierId, Mandate};
+pub use pipe::{PipeCourier, PipeReceiver, PipeSender};
 pub use telemetry::{Sample, TelemetryConfig, TelemetryCourier, TelemetryEvent};

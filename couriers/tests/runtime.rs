@@ -166,3 +166,50 @@ fn a_16_mib_file_arrives_intact() {
         )));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_pipe_courier_echoes_reliably_between_threads() {
+    use octolink::stream::{Delivery, StreamConfig};
+    use octolink::{CourierId, CourierScope};
+    use octolink_couriers::PipeCourier;
+
+    let (a, b) = (node("a", 512), node("b", 512));
+    for (me, other, name) in [(&a, &b, "b"), (&b, &a, "a")] {
+        let key = fixture_identity(name).public().clone();
+        me.channel
+            .add_associate(
+                NodeAssociate::new(key, name, Role::Agent).with_address(other.channel.local_addr()),
+            )
+            .unwrap();
+    }
+    let cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    let (ca, tx_a, rx_a) = PipeCourier::new(cfg, 200, 1024, a.channel.notifier());
+    let (cb, tx_b, rx_b) = PipeCourier::new(cfg, 200, 1024, b.channel.notifier());
+    a.channel
+        .register_courier(
+            CourierScope::Peer(b.channel.node_id()),
+            CourierId(77),
+            Box::new(ca),
+        )
+        .unwrap();
+    b.channel
+        .register_courier(
+            CourierScope::Peer(a.channel.node_id()),
+            CourierId(77),
+            Box::new(cb),
+        )
+        .unwrap();
+    a.channel.connect(b.channel.node_id()).unwrap();
+    let echo = std::thread::spawn(move || {
+        for _ in 0..1000 {
+            let m = rx_b.recv_timeout(WAIT).expect("message");
+            tx_b.send(m).unwrap();
+        }
+    });
+    for i in 0..1000u32 {
+        tx_a.send(i.to_be_bytes().to_vec()).unwrap();
+        let back = rx_a.recv_timeout(WAIT).expect("echo");
+        assert_eq!(back, i.to_be_bytes());
+    }
+    echo.join().unwrap();
+}

@@ -82,6 +82,18 @@ pub enum ChannelError {
     Stopped,
 }
 
+/// Wakes a channel's event loop; cheap to clone and send between threads.
+#[derive(Debug, Clone)]
+pub struct Notifier(Arc<mio::Waker>);
+
+impl Notifier {
+    /// Wakes the loop (so it re-reads every courier's mandate).
+    pub fn notify(&self) {
+        // A failed wake only delays the data to the loop's next wake-up.
+        let _ = self.0.wake();
+    }
+}
+
 /// A closure run on the loop thread with the engine.
 type Job = Box<dyn FnOnce(&mut Endpoint, std::time::Instant) + Send>;
 
@@ -168,6 +180,13 @@ impl CommsChannel {
             node_id,
             thread: Some(thread),
         })
+    }
+
+    /// A handle that wakes the event loop: for couriers fed from other
+    /// threads (see `octolink_couriers::PipeCourier`), so their data goes
+    /// out at once rather than at the loop's next timer.
+    pub fn notifier(&self) -> Notifier {
+        Notifier(Arc::clone(&self.waker))
     }
 
     /// The address the socket is bound to.

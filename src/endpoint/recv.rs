@@ -270,7 +270,8 @@ pub(crate) fn apply_outcome(
         session.cc.on_ack(outcome.newly_acked_bytes, sent, limited);
     }
     if let Some(sent) = outcome.newest_lost_sent {
-        session.cc.on_loss(now, sent);
+        let rtt = session.rtt.stats();
+        session.cc.on_loss(now, sent, outcome.lost_bytes, &rtt);
     }
     session.update_pacing();
 }

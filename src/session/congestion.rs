@@ -1,12 +1,35 @@
-//! NewReno congestion control (RFC 9002 §7), which sets the pacing rate.
+//! NewReno congestion control (RFC 9002 §7), which sets the pacing rate,
+//! with one change for radio links: random loss is not congestion.
 //!
 //! Why NewReno and not Cubic: robot links are short-RTT LANs and Wi-Fi,
 //! where Cubic's gain (fast regrowth on high bandwidth-delay paths) does not
 //! apply, while NewReno's behaviour is simple to predict and to test. Most
 //! sessions are application-limited (state at 20-100 Hz), and the window
 //! does not grow while it is not the limit.
+//!
+//! Plain NewReno halves its window on every loss, so a Wi-Fi link that
+//! loses 1 % of frames to interference runs at a fraction of its capacity.
+//! Here a loss only counts as congestion when the path shows it: the RTT has
+//! risen above its minimum (a queue is building), or losses are heavy
+//! (over [`HEAVY_LOSS`] of a window). A loss with neither is random: the
+//! frame is re-sent and the window stays.
 
 use std::time::{Duration, Instant};
+
+use crate::stats::RttStats;
+
+/// A share of a window lost (of at least three packets) that counts as
+/// congestion whatever the RTT.
+pub const HEAVY_LOSS: f64 = 0.1;
+
+/// Whether the RTT shows a queue: smoothed above min by a quarter of min,
+/// and by at least 2 ms (loopback and LAN jitter is below that).
+pub fn queue_building(rtt: &RttStats) -> bool {
+    match (rtt.smoothed, rtt.min) {
+        (Some(s), Some(m)) => s > m + (m / 4).max(Duration::from_millis(2)),
+        _ => true,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewReno {
@@ -17,6 +40,12 @@ pub struct NewReno {
     /// Bytes acknowledged towards the next congestion-avoidance increase.
     acked_since_increase: u64,
     pub congestion_events: u64,
+    /// Losses not taken as congestion.
+    pub random_losses: u64,
+    /// Bytes lost and acknowledged since the last loss decision, for the
+    /// heavy-loss test.
+    window_lost: u64,
+    window_acked: u64,
 }
 
 impl NewReno {
@@ -29,6 +58,9 @@ impl NewReno {
             recovery_start: None,
             acked_since_increase: 0,
             congestion_events: 0,
+            random_losses: 0,
+            window_lost: 0,
+            window_acked: 0,
         }
     }
 
@@ -39,6 +71,7 @@ impl NewReno {
     /// Acknowledged bytes grow the window, unless they were sent during the
     /// current recovery period, or the sender was not using the window.
     pub fn on_ack(&mut self, acked_bytes: u64, newest_sent: Instant, was_window_limited: bool) {
+        self.window_acked += acked_bytes;
         if self.recovery_start.is_some_and(|r| newest_sent <= r) || !was_window_limited {
             return;
         }
@@ -53,9 +86,27 @@ impl NewReno {
         }
     }
 
-    /// A loss of a packet sent after the current recovery began halves the
-    /// window, once per round trip.
-    pub fn on_loss(&mut self, now: Instant, newest_lost_sent: Instant) {
+    /// Losses: random ones are counted and ignored; congestion (see the
+    /// module docs) halves the window, once per round trip.
+    pub fn on_loss(&mut self, now: Instant, newest_lost_sent: Instant, lost_bytes: u64, rtt: &RttStats) {
+        self.window_lost += lost_bytes;
+        let seen = self.window_lost + self.window_acked;
+        // Heavy: several packets, and over the share, of one window.
+        let heavy =
+            self.window_lost >= 3 * self.max_datagram && self.window_lost as f64 > HEAVY_LOSS * seen as f64;
+        if seen >= self.window {
+            self.window_lost = 0;
+            self.window_acked = 0;
+        }
+        if !heavy && !queue_building(rtt) {
+            self.random_losses += 1;
+            return;
+        }
+        self.on_congestion(now, newest_lost_sent);
+    }
+
+    /// A congestion signal: halve the window, once per round trip.
+    pub fn on_congestion(&mut self, now: Instant, newest_lost_sent: Instant) {
         if self.recovery_start.is_some_and(|r| newest_lost_sent <= r) {
             return;
         }
@@ -87,12 +138,46 @@ mod tests {
         assert_eq!(cc.window, 15_000);
         cc.on_ack(5000, t(1), false);
         assert_eq!(cc.window, 15_000, "no growth while application-limited");
-        cc.on_loss(t(10), t(5));
+        cc.on_congestion(t(10), t(5));
         assert_eq!(cc.window, 7_500);
-        cc.on_loss(t(11), t(6));
+        cc.on_congestion(t(11), t(6));
         assert_eq!(cc.window, 7_500, "one reduction per recovery period");
         cc.on_ack(7_500, t(20), true);
         assert_eq!(cc.window, 8_500, "one datagram per window acknowledged");
+    }
+
+    #[test]
+    fn random_loss_with_a_flat_rtt_keeps_the_window_but_a_queue_or_heavy_loss_cuts_it() {
+        let t0 = Instant::now();
+        let flat = RttStats {
+            smoothed: Some(Duration::from_millis(20)),
+            min: Some(Duration::from_millis(20)),
+            ..RttStats::default()
+        };
+        let queued = RttStats {
+            smoothed: Some(Duration::from_millis(40)),
+            ..flat
+        };
+        let mut cc = NewReno::new(1000);
+        cc.on_ack(20_000, t0, true);
+        let w = cc.window;
+        cc.on_loss(t0 + Duration::from_millis(1), t0, 1000, &flat);
+        assert_eq!(cc.window, w, "one loss in 21 packets, RTT at its minimum: random");
+        assert_eq!(cc.random_losses, 1);
+        cc.on_loss(
+            t0 + Duration::from_millis(2),
+            t0 + Duration::from_millis(1),
+            1000,
+            &queued,
+        );
+        assert_eq!(cc.window, w / 2, "RTT doubled: a queue is building");
+        let mut cc = NewReno::new(1000);
+        cc.on_ack(5_000, t0, true);
+        cc.on_loss(t0 + Duration::from_millis(1), t0, 4_000, &flat);
+        assert!(
+            cc.window < 15_000,
+            "a third of the window lost: congestion whatever the RTT"
+        );
     }
 
     #[test]
@@ -100,7 +185,7 @@ mod tests {
         let t0 = Instant::now();
         let mut cc = NewReno::new(1000);
         for i in 0..20u64 {
-            cc.on_loss(
+            cc.on_congestion(
                 t0 + Duration::from_millis(i + 1),
                 t0 + Duration::from_millis(i + 1),
             );

@@ -181,6 +181,7 @@ impl Session {
             },
             congestion_window: self.cc.window,
             congestion_events: self.cc.congestion_events,
+            random_losses: self.cc.random_losses,
             bytes_in_flight: r.bytes_in_flight,
             send_rate: self.pacer.rate(),
             link_good: self.quality.good,

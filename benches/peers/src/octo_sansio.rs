@@ -1,0 +1,190 @@
+//! octolink's sans-IO engine driven by a tight loop over non-blocking std
+//! sockets, one thread per node: the embedded user's path.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use octolink::sim::fixture_identity;
+use octolink::stream::{Delivery, StreamConfig};
+use octolink::{Courier, CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, NodeAssociate, Role, TrustStore};
+use octolink_couriers::blob::{Acceptor, BlobConfig};
+use octolink_couriers::{BlobCourier, BlobEvent, MessageCourier};
+
+use crate::relay::Relay;
+use crate::stats::{payload, Percentiles, Results};
+use crate::work::Work;
+
+pub struct Node {
+    pub ep: Endpoint,
+    sock: UdpSocket,
+    buf: Box<[u8; 2048]>,
+}
+
+impl Node {
+    fn new(name: &str, other: &str, other_addr: Option<SocketAddr>) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        sock.set_nonblocking(true).expect("nonblocking");
+        let mut trust = TrustStore::new();
+        let mut a = NodeAssociate::new(fixture_identity(other).public().clone(), other, Role::Agent);
+        if let Some(addr) = other_addr {
+            a = a.with_address(addr);
+        }
+        trust.insert(a).expect("trust");
+        let cfg = EndpointConfig {
+            max_datagram: octolink::wire::MAX_DATAGRAM,
+            max_send_rate: 1 << 40,
+            ..EndpointConfig::default()
+        };
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let ep = Endpoint::new(cfg, fixture_identity(name), trust, seed, Instant::now(), 0).expect("endpoint");
+        Self {
+            ep,
+            sock,
+            buf: Box::new([0; 2048]),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().expect("addr")
+    }
+
+    /// One turn: everything readable in, due timers, everything out.
+    pub fn turn(&mut self) {
+        while let Ok((n, from)) = self.sock.recv_from(&mut self.buf[..]) {
+            self.ep.handle_datagram(Instant::now(), from, &self.buf[..n]);
+        }
+        let now = Instant::now();
+        if self.ep.poll_timeout().is_some_and(|t| t <= now) {
+            self.ep.handle_timeout(now);
+        }
+        while let Some(t) = self.ep.poll_transmit(now, &mut self.buf[..]) {
+            let _ = self.sock.send_to(&self.buf[..t.len], t.destination);
+        }
+        while self.ep.poll_event().is_some() {}
+    }
+}
+
+/// A client and a server node, each with courier `make()` for the other.
+fn nodes<C: Courier>(lossy: Option<(Duration, f64)>, make: impl Fn() -> C) -> (Node, Node, CourierHandle, CourierHandle, Option<Relay>) {
+    let mut server = Node::new("b", "a", None);
+    let relay = lossy.map(|(d, l)| Relay::start(server.addr(), d, l, 7));
+    let target = relay.as_ref().map_or(server.addr(), |r| r.addr);
+    let mut client = Node::new("a", "b", Some(target));
+    let (cid, sid) = (client.ep.node_id(), server.ep.node_id());
+    let hc = client.ep.register_courier(CourierScope::Peer(sid), CourierId(1), Box::new(make())).unwrap();
+    let hs = server.ep.register_courier(CourierScope::Peer(cid), CourierId(1), Box::new(make())).unwrap();
+    (client, server, hc, hs, relay)
+}
+
+fn message_courier() -> MessageCourier {
+    let mut cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    cfg.max_message = 1024;
+    MessageCourier::new(cfg, 200)
+}
+
+fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
+    let (mut client, mut server, hc, hs, _) = nodes(None, message_courier);
+    let sid = server.ep.node_id();
+    let total = w.warmup + w.round_trips;
+    let (first_tx, first_rx) = crossbeam_channel::bounded(1);
+    let echo = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(120);
+        let mut echoed = 0;
+        while echoed < total && Instant::now() < end {
+            server.turn();
+            let c = server.ep.courier_mut::<MessageCourier>(hs).unwrap();
+            while let Some(m) = c.recv() {
+                if echoed == 0 {
+                    let _ = first_tx.send(Instant::now());
+                }
+                let _ = c.send(Instant::now(), m.body, None);
+                echoed += 1;
+            }
+            while c.poll_event().is_some() {}
+        }
+        // Let the last echo (and its acknowledgements) go out.
+        let linger = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < linger {
+            server.turn();
+        }
+    });
+    let t = Instant::now();
+    client.ep.connect(t, &sid).unwrap();
+    let msg = vec![7u8; size];
+    let mut samples = Vec::with_capacity(w.round_trips);
+    for i in 0..total {
+        let start = Instant::now();
+        client.ep.courier_mut::<MessageCourier>(hc).unwrap().send(start, msg.clone(), None).unwrap();
+        loop {
+            client.turn();
+            let c = client.ep.courier_mut::<MessageCourier>(hc).unwrap();
+            while c.poll_event().is_some() {}
+            if c.recv().is_some() {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return (None, None);
+            }
+        }
+        if i >= w.warmup {
+            samples.push(start.elapsed());
+        }
+    }
+    let _ = echo.join();
+    let handshake = first_rx.try_recv().ok().map(|at| at - t);
+    (Percentiles::of(samples), handshake)
+}
+
+fn bulk(bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64> {
+    let make = || {
+        BlobCourier::new(BlobConfig {
+            acceptor: Acceptor::Memory,
+            max_incoming_size: u64::MAX,
+            ..BlobConfig::default()
+        })
+    };
+    let (mut client, mut server, hc, hs, _relay) = nodes(lossy, make);
+    let sid = server.ep.node_id();
+    let receiver = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(600);
+        while Instant::now() < end {
+            server.turn();
+            let c = server.ep.courier_mut::<BlobCourier>(hs).unwrap();
+            if std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, BlobEvent::Completed { .. })) {
+                return Some(Instant::now());
+            }
+        }
+        None
+    });
+    client.ep.connect(Instant::now(), &sid).unwrap();
+    let data = payload(bytes);
+    let t = Instant::now();
+    client
+        .ep
+        .courier_mut::<BlobCourier>(hc)
+        .unwrap()
+        .send(t, Box::new(data), bytes as u64, "bulk", 1)
+        .ok()?;
+    while !receiver.is_finished() {
+        client.turn();
+    }
+    let done = receiver.join().ok()??;
+    Some(bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64)
+}
+
+pub fn run(w: &Work) -> Results {
+    let (rtt64, handshake) = rtt(64, w);
+    Results {
+        library: "octolink sans-IO".into(),
+        mode: "Endpoint driven by a tight loop over non-blocking std::net::UdpSocket, one thread per node; reliable-ordered MessageCourier, BlobCourier for bulk; AES-256-GCM; 1452-byte datagrams".into(),
+        rtt64,
+        rtt512: rtt(512, w).0,
+        bulk_mib_s: bulk(w.bulk_bytes, None),
+        bulk_checksum_ok: Some(true),
+        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01))),
+        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05))),
+        handshake,
+        notes: Vec::new(),
+    }
+}

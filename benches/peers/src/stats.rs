@@ -1,0 +1,72 @@
+//! Percentiles and the per-library results.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    pub library: String,
+    /// How it was driven, for docs/benchmarks.md.
+    pub mode: String,
+    pub rtt64: Option<Percentiles>,
+    pub rtt512: Option<Percentiles>,
+    pub bulk_mib_s: Option<f64>,
+    pub bulk_checksum_ok: Option<bool>,
+    pub lossy1_mib_s: Option<f64>,
+    pub lossy5_mib_s: Option<f64>,
+    pub handshake: Option<Duration>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Percentiles {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub p999: Duration,
+    pub max: Duration,
+}
+
+impl Percentiles {
+    pub fn of(mut samples: Vec<Duration>) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort();
+        let at = |p: f64| samples[((samples.len() - 1) as f64 * p).round() as usize];
+        Some(Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: *samples.last().unwrap_or(&Duration::ZERO),
+        })
+    }
+}
+
+/// A cheap checksum of a byte stream (FNV-1a, 64 bit).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// The bulk payload: deterministic bytes, the same for every library.
+pub fn payload(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut f = Fnv::default();
+    f.update(bytes);
+    f.0
+}

@@ -1,0 +1,81 @@
+//! Raw UDP: the physical floor. No reliability, no crypto: blocking
+//! `std::net::UdpSocket` calls, one thread per side.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use crate::stats::{payload, Percentiles, Results};
+use crate::work::Work;
+
+fn rtt(size: usize, w: &Work) -> Option<Percentiles> {
+    let server = UdpSocket::bind("127.0.0.1:0").ok()?;
+    let addr = server.local_addr().ok()?;
+    let total = w.warmup + w.round_trips;
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..total {
+            let Ok((n, from)) = server.recv_from(&mut buf) else { return };
+            let _ = server.send_to(&buf[..n], from);
+        }
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").ok()?;
+    client.connect(addr).ok()?;
+    let msg = vec![7u8; size];
+    let mut buf = [0u8; 2048];
+    let mut samples = Vec::with_capacity(w.round_trips);
+    for i in 0..total {
+        let t = Instant::now();
+        client.send(&msg).ok()?;
+        client.recv(&mut buf).ok()?;
+        if i >= w.warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    echo.join().ok()?;
+    Percentiles::of(samples)
+}
+
+/// Blasts 1452-byte datagrams; goodput is what arrives (loopback can drop).
+fn bulk(w: &Work) -> Option<f64> {
+    let server = UdpSocket::bind("127.0.0.1:0").ok()?;
+    server.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+    let addr = server.local_addr().ok()?;
+    let total = w.bulk_bytes;
+    let sink = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut got = 0usize;
+        let mut first: Option<Instant> = None;
+        let mut last = Instant::now();
+        while got < total {
+            match server.recv(&mut buf) {
+                Ok(n) => {
+                    first.get_or_insert_with(Instant::now);
+                    last = Instant::now();
+                    got += n;
+                }
+                Err(_) => break,
+            }
+        }
+        (got, first.map(|f| last - f))
+    });
+    let client = UdpSocket::bind("127.0.0.1:0").ok()?;
+    client.connect(addr).ok()?;
+    let data = payload(total);
+    for chunk in data.chunks(1452) {
+        let _ = client.send(chunk);
+    }
+    let (got, took) = sink.join().ok()?;
+    Some(got as f64 / took?.as_secs_f64().max(1e-9) / (1 << 20) as f64)
+}
+
+pub fn run(w: &Work) -> Results {
+    Results {
+        library: "raw UDP".into(),
+        mode: "blocking std::net::UdpSocket send/recv, one thread per side; no reliability, no crypto".into(),
+        rtt64: rtt(64, w),
+        rtt512: rtt(512, w),
+        bulk_mib_s: bulk(w),
+        notes: vec!["bulk: fire-and-forget 1452-byte datagrams; what arrives counts".into()],
+        ..Results::default()
+    }
+}

@@ -1,0 +1,34 @@
+//! What every library is asked to do.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Work {
+    pub warmup: usize,
+    pub round_trips: usize,
+    pub bulk_bytes: usize,
+    pub lossy_bytes: usize,
+    pub relay_delay: Duration,
+}
+
+impl Work {
+    pub fn new(quick: bool) -> Self {
+        if quick {
+            Self {
+                warmup: 200,
+                round_trips: 2_000,
+                bulk_bytes: 16 << 20,
+                lossy_bytes: 2 << 20,
+                relay_delay: Duration::from_millis(20),
+            }
+        } else {
+            Self {
+                warmup: 1_000,
+                round_trips: 20_000,
+                bulk_bytes: 64 << 20,
+                lossy_bytes: 16 << 20,
+                relay_delay: Duration::from_millis(20),
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! PipeCourier: a stream courier whose two ends are channels, for the
+//! lowest latency through a running [`octolink::driver::CommsChannel`].
+//!
+//! The application pushes messages into a [`PipeSender`] (which wakes the
+//! event loop) and takes arrivals from a [`PipeReceiver`]: no command round
+//! trip to the loop thread per message.
+
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use octolink::driver::Notifier;
+use octolink::stream::{Received, RecvStream, SendStream, StreamConfig};
+use octolink::{Courier, CourierContext, Mandate, PayloadWriter};
+
+/// The application's sending end.
+#[derive(Debug, Clone)]
+pub struct PipeSender {
+    tx: Sender<Vec<u8>>,
+    notifier: Notifier,
+}
+
+impl PipeSender {
+    /// Queues a message and wakes the loop. A full pipe refuses it
+    /// (back-pressure): the message comes back in the error.
+    pub fn send(&self, msg: Vec<u8>) -> Result<(), Vec<u8>> {
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                self.notifier.notify();
+                Ok(())
+            }
+            Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
+        }
+    }
+}
+
+/// The application's receiving end: a crossbeam receiver of message bodies.
+pub type PipeReceiver = Receiver<Vec<u8>>;
+
+/// The courier half, registered with the channel.
+pub struct PipeCourier {
+    tx: SendStream,
+    rx: RecvStream,
+    outbox: Receiver<Vec<u8>>,
+    inbox: Sender<Vec<u8>>,
+    priority: u8,
+    /// When data became ready, for the scheduler's lateness.
+    ready_since: Instant,
+}
+
+impl PipeCourier {
+    /// A courier and its two application ends. `capacity` bounds both pipes.
+    pub fn new(
+        config: StreamConfig,
+        priority: u8,
+        capacity: usize,
+        notifier: Notifier,
+    ) -> (Self, PipeSender, PipeReceiver) {
+        let (out_tx, out_rx) = crossbeam_channel::bounded(capacity);
+        let (in_tx, in_rx) = crossbeam_channel::bounded(capacity);
+        let courier = Self {
+            tx: SendStream::new(config),
+            rx: RecvStream::new(config),
+            outbox: out_rx,
+            inbox: in_tx,
+            priority,
+            ready_since: Instant::now(),
+        };
+        (courier, PipeSender { tx: out_tx, notifier }, in_rx)
+    }
+
+    /// Moves messages from the pipe into the stream while it has room.
+    fn fill(&mut self) {
+        while self.tx.held() < self.tx.config().max_queued {
+            let Ok(m) = self.outbox.try_recv() else { break };
+            // Oversized messages are the sender's bug; they are dropped here
+            // rather than wedging the pipe.
+            let _ = self.tx.push(m);
+        }
+    }
+
+    fn deliver(&mut self) {
+        while let Some(Received { body, .. }) = self.rx.pop_received() {
+            // A full inbox means the application stopped reading.
+            let _ = self.inbox.try_send(body);
+        }
+    }
+}
+
+impl Courier for PipeCourier {
+    fn mandate(&self) -> Mandate {
+        let wants = self.tx.wants_to_send() || !self.outbox.is_empty();
+        let cfg = self.tx.config();
+        Mandate {
+            priority: self.priority,
+            next_send: wants.then_some(self.ready_since),
+            max_payload: (cfg.max_message + octolink::stream::MESSAGE_OVERHEAD) as u16,
+            min_payload: 1,
+            send_active: true,
+            receive_active: true,
+        }
+    }
+
+    fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
+        self.fill();
+        self.tx.write(ctx.now, out);
+        while self.tx.poll_event().is_some() {}
+        self.ready_since = ctx.now;
+    }
+
+    fn on_receive(&mut self, ctx: &CourierContext, payload: &[u8]) {
+        let one_way = ctx.rtt.map_or(std::time::Duration::ZERO, |r| r / 2);
+        let _ = self.rx.on_payload(payload, one_way);
+        self.deliver();
+    }
+
+    fn on_delivered(&mut self, _ctx: &CourierContext, token: u64) {
+        self.tx.on_delivered(token);
+    }
+
+    fn on_lost(&mut self, _ctx: &CourierContext, token: u64) {
+        self.tx.on_lost(token);
+    }
+
+    fn on_session_start(&mut self, _ctx: &CourierContext) {
+        self.tx.on_session_start();
+        self.rx.reset();
+    }
+
+    fn on_session_end(&mut self, _ctx: &CourierContext) {
+        self.tx.on_session_end();
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.tx.queue_depth() + self.outbox.len()
+    }
+}
