@@ -3,9 +3,13 @@
 //!
 //! `cargo run --release --manifest-path benches/peers/Cargo.toml -- [--quick] [--only NAME]`
 
+mod enet_peer;
+mod kcp_peer;
 mod octo_api;
 mod octo_sansio;
+mod quinn_peer;
 mod relay;
+mod renet_peer;
 mod report;
 mod stats;
 mod tcp;
@@ -22,7 +26,11 @@ type Contestant = (&'static str, fn(&Work) -> Results);
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).cloned();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let work = Work::new(quick);
     let contestants: Vec<Contestant> = vec![
         ("udp", udp::run),
@@ -30,7 +38,11 @@ fn main() {
         ("octolink-sansio", octo_sansio::run),
         ("octolink-api", |w| octo_api::run(w, false)),
         ("octolink-api-busy", |w| octo_api::run(w, true)),
+        ("kcp", kcp_peer::run),
+        ("renet", renet_peer::run),
+        ("enet", enet_peer::run),
     ];
+    let multi: Vec<(&'static str, fn(&Work) -> Vec<Results>)> = vec![("quinn", quinn_peer::run)];
     let mut results = Vec::new();
     for (name, run) in contestants {
         if only.as_deref().is_some_and(|o| o != name && name != "udp") {
@@ -41,13 +53,26 @@ fn main() {
         eprintln!("  {r:?}");
         results.push(r);
     }
+    for (name, run) in multi {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        eprintln!("running {name}...");
+        for r in run(&work) {
+            eprintln!("  {r:?}");
+            results.push(r);
+        }
+    }
     let table = report::table(&results);
     println!("{table}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = root.join("target/peerbench");
     let _ = std::fs::create_dir_all(&out);
     let json = report::json(&results);
-    let _ = std::fs::write(out.join("latest.json"), serde_json::to_string_pretty(&json).unwrap_or_default());
+    let _ = std::fs::write(
+        out.join("latest.json"),
+        serde_json::to_string_pretty(&json).unwrap_or_default(),
+    );
     let _ = std::fs::write(out.join("latest.md"), &table);
     let rtt: Vec<(String, f64)> = results
         .iter()
@@ -61,8 +86,17 @@ fn main() {
         .iter()
         .filter_map(|r| r.lossy5_mib_s.map(|v| (r.library.clone(), v)))
         .collect();
-    let _ = std::fs::write(out.join("rtt-p50.svg"), report::bars("64-byte ping-pong RTT, p50", "µs", &rtt));
-    let _ = std::fs::write(out.join("rtt-p999.svg"), report::bars("64-byte ping-pong RTT, p99.9", "µs", &rtt999));
-    let _ = std::fs::write(out.join("lossy5.svg"), report::bars("goodput at 5% loss, 20 ms delay", "MiB/s", &loss));
+    let _ = std::fs::write(
+        out.join("rtt-p50.svg"),
+        report::bars("64-byte ping-pong RTT, p50", "µs", &rtt),
+    );
+    let _ = std::fs::write(
+        out.join("rtt-p999.svg"),
+        report::bars("64-byte ping-pong RTT, p99.9", "µs", &rtt999),
+    );
+    let _ = std::fs::write(
+        out.join("lossy5.svg"),
+        report::bars("goodput at 5% loss, 20 ms delay", "MiB/s", &loss),
+    );
     eprintln!("wrote {}", out.join("latest.json").display());
 }

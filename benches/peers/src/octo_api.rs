@@ -35,10 +35,17 @@ fn pair(busy: bool, lossy: Option<(Duration, f64)>) -> Pair {
     let relay = lossy.map(|(delay, loss)| Relay::start(server.local_addr(), delay, loss, 7));
     let server_addr = relay.as_ref().map_or(server.local_addr(), |r| r.addr);
     client
-        .add_associate(NodeAssociate::new(fixture_identity("b").public().clone(), "b", Role::Agent).with_address(server_addr))
+        .add_associate(
+            NodeAssociate::new(fixture_identity("b").public().clone(), "b", Role::Agent)
+                .with_address(server_addr),
+        )
         .unwrap();
     server
-        .add_associate(NodeAssociate::new(fixture_identity("a").public().clone(), "a", Role::Remote))
+        .add_associate(NodeAssociate::new(
+            fixture_identity("a").public().clone(),
+            "a",
+            Role::Remote,
+        ))
         .unwrap();
     Pair {
         client,
@@ -53,7 +60,8 @@ fn pipes(p: &Pair) -> ((PipeSender, PipeReceiver), (PipeSender, PipeReceiver)) {
     let mut ends = Vec::new();
     for (me, other) in [(&p.client, &p.server), (&p.server, &p.client)] {
         let (c, tx, rx) = PipeCourier::new(cfg, 200, 4096, me.notifier());
-        me.register_courier(CourierScope::Peer(other.node_id()), PIPE, Box::new(c)).unwrap();
+        me.register_courier(CourierScope::Peer(other.node_id()), PIPE, Box::new(c))
+            .unwrap();
         ends.push((tx, rx));
     }
     let b = ends.pop().unwrap();
@@ -67,7 +75,9 @@ fn rtt(busy: bool, size: usize, w: &Work) -> Option<Percentiles> {
     let total = w.warmup + w.round_trips;
     let echo = std::thread::spawn(move || {
         for _ in 0..total {
-            let Ok(m) = srx.recv_timeout(Duration::from_secs(10)) else { return };
+            let Ok(m) = srx.recv_timeout(Duration::from_secs(10)) else {
+                return;
+            };
             let _ = stx.send(m);
         }
     });
@@ -96,7 +106,7 @@ fn handshake(busy: bool) -> Option<Duration> {
 }
 
 /// A blob from client to server; goodput from offer to verified arrival.
-fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64> {
+fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Option<f64> {
     let p = pair(busy, lossy);
     let tx = p
         .client
@@ -113,16 +123,22 @@ fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64>
     };
     let rx = p
         .server
-        .register_courier(CourierScope::Peer(p.client.node_id()), BLOB, Box::new(BlobCourier::new(rx_cfg)))
+        .register_courier(
+            CourierScope::Peer(p.client.node_id()),
+            BLOB,
+            Box::new(BlobCourier::new(rx_cfg)),
+        )
         .ok()?;
     p.client.connect(p.server.node_id()).ok()?;
     let data = payload(bytes);
     let t = Instant::now();
     p.client
-        .with_courier::<BlobCourier, _>(tx, move |c, now| c.send(now, Box::new(data), bytes as u64, "bulk", 1))
+        .with_courier::<BlobCourier, _>(tx, move |c, now| {
+            c.send(now, Box::new(data), bytes as u64, "bulk", 1)
+        })
         .ok()?
         .ok()?;
-    let deadline = t + Duration::from_secs(600);
+    let deadline = t + budget;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
         let done = p
@@ -139,7 +155,7 @@ fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64>
 }
 
 pub fn run(w: &Work, busy: bool) -> Results {
-    let lossy = |loss| bulk(busy, w.lossy_bytes, Some((w.relay_delay, loss)));
+    let lossy = |loss| bulk(busy, w.lossy_bytes, Some((w.relay_delay, loss)), w.budget);
     Results {
         library: if busy { "octolink API (busy-poll)" } else { "octolink API" }.into(),
         mode: format!(
@@ -148,7 +164,7 @@ pub fn run(w: &Work, busy: bool) -> Results {
         ),
         rtt64: rtt(busy, 64, w),
         rtt512: rtt(busy, 512, w),
-        bulk_mib_s: bulk(busy, w.bulk_bytes, None),
+        bulk_mib_s: bulk(busy, w.bulk_bytes, None, w.budget),
         bulk_checksum_ok: Some(true),
         lossy1_mib_s: lossy(0.01),
         lossy5_mib_s: lossy(0.05),

@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use octolink::sim::fixture_identity;
 use octolink::stream::{Delivery, StreamConfig};
-use octolink::{Courier, CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, NodeAssociate, Role, TrustStore};
+use octolink::{
+    Courier, CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, NodeAssociate, Role,
+    TrustStore,
+};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, MessageCourier};
 
@@ -37,7 +40,8 @@ impl Node {
         };
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let ep = Endpoint::new(cfg, fixture_identity(name), trust, seed, Instant::now(), 0).expect("endpoint");
+        let ep =
+            Endpoint::new(cfg, fixture_identity(name), trust, seed, Instant::now(), 0).expect("endpoint");
         Self {
             ep,
             sock,
@@ -66,14 +70,23 @@ impl Node {
 }
 
 /// A client and a server node, each with courier `make()` for the other.
-fn nodes<C: Courier>(lossy: Option<(Duration, f64)>, make: impl Fn() -> C) -> (Node, Node, CourierHandle, CourierHandle, Option<Relay>) {
+fn nodes<C: Courier>(
+    lossy: Option<(Duration, f64)>,
+    make: impl Fn() -> C,
+) -> (Node, Node, CourierHandle, CourierHandle, Option<Relay>) {
     let mut server = Node::new("b", "a", None);
     let relay = lossy.map(|(d, l)| Relay::start(server.addr(), d, l, 7));
     let target = relay.as_ref().map_or(server.addr(), |r| r.addr);
     let mut client = Node::new("a", "b", Some(target));
     let (cid, sid) = (client.ep.node_id(), server.ep.node_id());
-    let hc = client.ep.register_courier(CourierScope::Peer(sid), CourierId(1), Box::new(make())).unwrap();
-    let hs = server.ep.register_courier(CourierScope::Peer(cid), CourierId(1), Box::new(make())).unwrap();
+    let hc = client
+        .ep
+        .register_courier(CourierScope::Peer(sid), CourierId(1), Box::new(make()))
+        .unwrap();
+    let hs = server
+        .ep
+        .register_courier(CourierScope::Peer(cid), CourierId(1), Box::new(make()))
+        .unwrap();
     (client, server, hc, hs, relay)
 }
 
@@ -115,7 +128,12 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let mut samples = Vec::with_capacity(w.round_trips);
     for i in 0..total {
         let start = Instant::now();
-        client.ep.courier_mut::<MessageCourier>(hc).unwrap().send(start, msg.clone(), None).unwrap();
+        client
+            .ep
+            .courier_mut::<MessageCourier>(hc)
+            .unwrap()
+            .send(start, msg.clone(), None)
+            .unwrap();
         loop {
             client.turn();
             let c = client.ep.courier_mut::<MessageCourier>(hc).unwrap();
@@ -136,7 +154,7 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     (Percentiles::of(samples), handshake)
 }
 
-fn bulk(bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64> {
+fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Option<f64> {
     let make = || {
         BlobCourier::new(BlobConfig {
             acceptor: Acceptor::Memory,
@@ -147,7 +165,7 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>) -> Option<f64> {
     let (mut client, mut server, hc, hs, _relay) = nodes(lossy, make);
     let sid = server.ep.node_id();
     let receiver = std::thread::spawn(move || {
-        let end = Instant::now() + Duration::from_secs(600);
+        let end = Instant::now() + budget;
         while Instant::now() < end {
             server.turn();
             let c = server.ep.courier_mut::<BlobCourier>(hs).unwrap();
@@ -180,10 +198,10 @@ pub fn run(w: &Work) -> Results {
         mode: "Endpoint driven by a tight loop over non-blocking std::net::UdpSocket, one thread per node; reliable-ordered MessageCourier, BlobCourier for bulk; AES-256-GCM; 1452-byte datagrams".into(),
         rtt64,
         rtt512: rtt(512, w).0,
-        bulk_mib_s: bulk(w.bulk_bytes, None),
+        bulk_mib_s: bulk(w.bulk_bytes, None, w.budget),
         bulk_checksum_ok: Some(true),
-        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01))),
-        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05))),
+        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget),
+        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget),
         handshake,
         notes: Vec::new(),
     }

@@ -58,7 +58,9 @@ impl Relay {
                     if *t > now {
                         break;
                     }
-                    let Some(Reverse((_, _, to, d))) = queue.pop() else { break };
+                    let Some(Reverse((_, _, to, d))) = queue.pop() else {
+                        break;
+                    };
                     let _ = socket.send_to(&d, to);
                     idle = false;
                 }

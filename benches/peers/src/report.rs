@@ -105,7 +105,11 @@ pub fn bars(title: &str, unit: &str, rows: &[(String, f64)]) -> String {
     for (i, (name, v)) in rows.iter().enumerate() {
         let y = 40 + i * 30;
         let w = (v / max * 420.0).max(1.0);
-        let color = if name.starts_with("octolink") { "#2b7bb9" } else { "#999" };
+        let color = if name.starts_with("octolink") {
+            "#2b7bb9"
+        } else {
+            "#999"
+        };
         let _ = write!(
             s,
             "<text x='10' y='{}'>{name}</text><rect x='220' y='{}' width='{w:.1}' height='20' fill='{color}'/>\

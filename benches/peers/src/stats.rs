@@ -62,7 +62,9 @@ impl Fnv {
 
 /// The bulk payload: deterministic bytes, the same for every library.
 pub fn payload(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+    (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
 }
 
 pub fn checksum(bytes: &[u8]) -> u64 {

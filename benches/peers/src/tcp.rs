@@ -64,7 +64,10 @@ fn bulk(w: &Work) -> Option<(f64, bool)> {
     });
     c.write_all(&data).ok()?;
     let (sum, took) = sink.join().ok()??;
-    Some((total as f64 / took.as_secs_f64() / (1 << 20) as f64, sum == expected))
+    Some((
+        total as f64 / took.as_secs_f64() / (1 << 20) as f64,
+        sum == expected,
+    ))
 }
 
 pub fn run(w: &Work) -> Results {

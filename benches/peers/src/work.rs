@@ -9,6 +9,8 @@ pub struct Work {
     pub bulk_bytes: usize,
     pub lossy_bytes: usize,
     pub relay_delay: Duration,
+    /// Longest a bulk transfer may take; past it the figure is "n/a".
+    pub budget: Duration,
 }
 
 impl Work {
@@ -20,6 +22,7 @@ impl Work {
                 bulk_bytes: 16 << 20,
                 lossy_bytes: 2 << 20,
                 relay_delay: Duration::from_millis(20),
+                budget: Duration::from_secs(20),
             }
         } else {
             Self {
@@ -28,6 +31,7 @@ impl Work {
                 bulk_bytes: 64 << 20,
                 lossy_bytes: 16 << 20,
                 relay_delay: Duration::from_millis(20),
+                budget: Duration::from_secs(120),
             }
         }
     }
