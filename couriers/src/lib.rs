@@ -27,5 +27,5 @@ pub use blob::{BlobConfig, BlobCourier, BlobEvent};
 pub use command::{Command, CommandCourier, CommandEvent, COMMAND_PRIORITY};
 pub use message::MessageCourier;
 pub use octolink::{Courier, CourierId, Mandate};
-pub use pipe::{PipeCourier, PipeReceiver, PipeSender};
+pub use pipe::{recv_spinning, PipeCourier, PipeReceiver, PipeSender};
 pub use telemetry::{Sample, TelemetryConfig, TelemetryCourier, TelemetryEvent};

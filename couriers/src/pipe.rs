@@ -36,6 +36,24 @@ impl PipeSender {
 /// The application's receiving end: a crossbeam receiver of message bodies.
 pub type PipeReceiver = Receiver<Vec<u8>>;
 
+/// Receives from a pipe, spinning for up to `spin` before blocking (up to
+/// `timeout` in all): waking a blocked thread costs tens of microseconds on
+/// many machines, and a reply often arrives sooner than that.
+pub fn recv_spinning(
+    rx: &PipeReceiver,
+    spin: std::time::Duration,
+    timeout: std::time::Duration,
+) -> Option<Vec<u8>> {
+    let start = Instant::now();
+    while start.elapsed() < spin {
+        if let Ok(m) = rx.try_recv() {
+            return Some(m);
+        }
+        std::hint::spin_loop();
+    }
+    rx.recv_timeout(timeout.saturating_sub(start.elapsed())).ok()
+}
+
 /// The courier half, registered with the channel.
 pub struct PipeCourier {
     tx: SendStream,

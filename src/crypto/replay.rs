@@ -2,10 +2,14 @@
 //! behind the largest seen to remember.
 
 /// Remembers the last [`ReplayWindow::SIZE`] packet numbers below the largest.
+///
+/// A ring of bits indexed by packet number modulo the size: advancing the
+/// window clears only the bits it enters, so a new packet costs O(1) rather
+/// than a shift of the whole bitmap.
 #[derive(Debug, Clone)]
 pub struct ReplayWindow {
     largest: Option<u64>,
-    /// Bit `i` set: packet `largest - i` was seen.
+    /// Bit `pn % SIZE` set: packet `pn` (within the window) was seen.
     bits: [u64; Self::WORDS],
 }
 
@@ -48,11 +52,10 @@ impl ReplayWindow {
         if pn > largest {
             return ReplayVerdict::Fresh;
         }
-        let back = largest - pn;
-        if back >= Self::SIZE {
+        if largest - pn >= Self::SIZE {
             return ReplayVerdict::TooOld;
         }
-        if self.bit(back) {
+        if self.bit(pn) {
             ReplayVerdict::Duplicate
         } else {
             ReplayVerdict::Fresh
@@ -62,50 +65,38 @@ impl ReplayWindow {
     /// Records a packet number that authenticated.
     pub fn record(&mut self, pn: u64) {
         match self.largest {
-            None => {
-                self.largest = Some(pn);
-                self.bits = [0; Self::WORDS];
-                self.set(0);
+            Some(largest) if pn <= largest => {
+                if largest - pn < Self::SIZE {
+                    self.set(pn);
+                }
+                return;
             }
-            Some(largest) if pn > largest => {
-                self.shift(pn - largest);
-                self.largest = Some(pn);
-                self.set(0);
-            }
-            Some(largest) => {
-                let back = largest - pn;
-                if back < Self::SIZE {
-                    self.set(back);
+            Some(largest) if pn - largest < Self::SIZE => {
+                // Forget the numbers the window slides over.
+                for n in largest + 1..=pn {
+                    if n % 64 == 0 && pn - n >= 63 {
+                        self.bits[Self::word(n)] = 0;
+                    } else {
+                        self.bits[Self::word(n)] &= !(1 << (n % 64));
+                    }
                 }
             }
+            _ => self.bits = [0; Self::WORDS],
         }
+        self.largest = Some(pn);
+        self.set(pn);
     }
 
-    fn bit(&self, i: u64) -> bool {
-        self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0
+    fn word(pn: u64) -> usize {
+        ((pn / 64) % Self::WORDS as u64) as usize
     }
 
-    fn set(&mut self, i: u64) {
-        self.bits[(i / 64) as usize] |= 1 << (i % 64);
+    fn bit(&self, pn: u64) -> bool {
+        self.bits[Self::word(pn)] & (1 << (pn % 64)) != 0
     }
 
-    /// Moves every remembered bit `n` places further back.
-    fn shift(&mut self, n: u64) {
-        if n >= Self::SIZE {
-            self.bits = [0; Self::WORDS];
-            return;
-        }
-        let words = (n / 64) as usize;
-        let bits = (n % 64) as u32;
-        for i in (0..Self::WORDS).rev() {
-            let src = i.checked_sub(words);
-            let hi = src.map_or(0, |s| self.bits[s] << bits);
-            let lo = match (src.and_then(|s| s.checked_sub(1)), bits) {
-                (Some(s), b) if b > 0 => self.bits[s] >> (64 - b),
-                _ => 0,
-            };
-            self.bits[i] = hi | lo;
-        }
+    fn set(&mut self, pn: u64) {
+        self.bits[Self::word(pn)] |= 1 << (pn % 64);
     }
 }
 
@@ -130,7 +121,8 @@ mod tests {
     proptest! {
         /// The window agrees with a set-based reference model.
         #[test]
-        fn matches_reference_model(pns in proptest::collection::vec(0u64..5000, 1..400)) {
+        fn matches_reference_model(pns in proptest::collection::vec(0u64..5000, 1..400), jumps in proptest::collection::vec(0u64..3000, 0..20)) {
+            let pns: Vec<u64> = pns.into_iter().chain(jumps.iter().scan(5000u64, |acc, j| { *acc += j * 3; Some(*acc) })).collect();
             let mut w = ReplayWindow::new();
             let mut seen = std::collections::BTreeSet::new();
             for pn in pns {

@@ -20,6 +20,8 @@ pub const WAKER: Token = Token(1);
 const BATCH: usize = 32;
 /// Datagrams written while the socket is full, at most; more are dropped.
 const MAX_PENDING: usize = 4096;
+/// Datagrams per GSO send at most.
+const MAX_BATCH: usize = 32;
 /// Sleeping is only as precise as the OS tick; closer deadlines are spun for.
 const SPIN_BELOW: Duration = Duration::from_millis(1);
 
@@ -34,7 +36,9 @@ pub struct EventLoop {
     busy_poll: bool,
     recv_buf: Vec<u8>,
     recv_stride: usize,
-    tx_buf: Box<[u8; MAX_DATAGRAM]>,
+    /// Room for one GSO batch of datagrams.
+    tx_buf: Vec<u8>,
+    max_segments: usize,
     pending: VecDeque<(SocketAddr, Vec<u8>)>,
     want_writable: bool,
     pub events_dropped: u64,
@@ -42,6 +46,9 @@ pub struct EventLoop {
     /// A session was established since the store was last saved.
     trust_dirty: bool,
     last_save: Option<Instant>,
+    adaptive_spin: Duration,
+    /// Until when the loop polls without sleeping (after traffic).
+    spin_until: Instant,
 }
 
 /// The trust store is saved at most this often while running.
@@ -56,12 +63,14 @@ impl EventLoop {
         events: Sender<Event>,
         trust_path: Option<PathBuf>,
         busy_poll: bool,
+        adaptive_spin: Duration,
     ) -> io::Result<Self> {
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let state = quinn_udp::UdpSocketState::new((&socket).into())?;
         // With GRO one buffer may hold several datagrams.
         let recv_stride = (state.gro_segments().max(1) * 1500).min(64 * 1024);
+        let max_segments = state.max_gso_segments().clamp(1, MAX_BATCH);
         Ok(Self {
             poll,
             socket,
@@ -73,13 +82,16 @@ impl EventLoop {
             busy_poll,
             recv_buf: vec![0; recv_stride * BATCH],
             recv_stride,
-            tx_buf: Box::new([0; MAX_DATAGRAM]),
+            tx_buf: vec![0; MAX_DATAGRAM * max_segments],
+            max_segments,
             pending: VecDeque::new(),
             want_writable: false,
             events_dropped: 0,
             send_errors: 0,
             trust_dirty: false,
             last_save: None,
+            adaptive_spin,
+            spin_until: Instant::now(),
         })
     }
 
@@ -100,7 +112,7 @@ impl EventLoop {
             self.transmit()?;
             self.forward_events();
             self.save_trust_if_due()?;
-            let timeout = if self.busy_poll {
+            let timeout = if self.busy_poll || Instant::now() < self.spin_until {
                 Some(Duration::ZERO)
             } else {
                 self.endpoint.poll_timeout().map(|t| {
@@ -140,6 +152,7 @@ impl EventLoop {
                 }
             };
             let now = Instant::now();
+            self.spin_until = now + self.adaptive_spin;
             for (i, m) in meta.iter().take(n).enumerate() {
                 let buf = &self.recv_buf[i * self.recv_stride..i * self.recv_stride + m.len];
                 let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
@@ -151,49 +164,79 @@ impl EventLoop {
     }
 
     /// Sends everything the engine has, keeping what the socket refuses.
+    /// Consecutive datagrams to one destination go out as one GSO batch
+    /// (equal-size segments, the last possibly shorter).
     fn transmit(&mut self) -> io::Result<()> {
-        while let Some((dest, datagram)) = self.pending.front() {
-            match self.send_one(*dest, &datagram.clone()) {
-                Ok(true) => {
-                    self.pending.pop_front();
-                }
-                Ok(false) => return self.set_writable(true),
-                Err(e) => return Err(e),
+        while let Some((dest, datagram)) = self.pending.pop_front() {
+            if !self.send(dest, &datagram, None) {
+                self.pending.push_front((dest, datagram));
+                return self.set_writable(true);
             }
         }
         let now = Instant::now();
-        while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx_buf[..]) {
-            let contents = self.tx_buf[..t.len].to_vec();
-            if !self.send_one(t.destination, &contents)? {
-                if self.pending.len() < MAX_PENDING {
-                    self.pending.push_back((t.destination, contents));
-                } else {
-                    self.send_errors += 1;
+        // The batch being built: destination, segment size, bytes so far.
+        let mut batch: Option<(SocketAddr, usize, usize)> = None;
+        loop {
+            let at = batch.map_or(0, |b| b.2);
+            let next = self
+                .endpoint
+                .poll_transmit(now, &mut self.tx_buf[at..at + MAX_DATAGRAM]);
+            if let (Some(t), Some(b)) = (next, batch.as_mut()) {
+                let (dest, seg, bytes) = *b;
+                if t.destination == dest
+                    && t.len <= seg
+                    && bytes % seg == 0
+                    && bytes / seg < self.max_segments
+                {
+                    b.2 += t.len;
+                    continue;
                 }
-                return self.set_writable(true);
             }
+            // Flush what is batched, then start over with `next`.
+            if let Some((dest, seg, bytes)) = batch.take() {
+                let segment = (bytes > seg).then_some(seg);
+                let sent = send_datagrams(&self.state, &self.socket, dest, &self.tx_buf[..bytes], segment);
+                if !self.tally(sent) {
+                    self.keep(dest, 0..bytes, seg);
+                    if let Some(t) = next {
+                        self.keep(t.destination, at..at + t.len, t.len);
+                    }
+                    return self.set_writable(true);
+                }
+            }
+            let Some(t) = next else { break };
+            self.spin_until = now + self.adaptive_spin;
+            self.tx_buf.copy_within(at..at + t.len, 0);
+            batch = Some((t.destination, t.len, t.len));
         }
         self.set_writable(false)
     }
 
-    /// Sends one datagram: `Ok(false)` if the socket is full.
-    fn send_one(&mut self, destination: SocketAddr, contents: &[u8]) -> io::Result<bool> {
-        let transmit = quinn_udp::Transmit {
-            destination,
-            ecn: None,
-            contents,
-            segment_size: None,
-            src_ip: None,
-        };
-        match self.state.try_send((&self.socket).into(), &transmit) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-            Err(e) => {
-                // Unreachable networks and the like: the datagram is lost,
-                // and loss recovery deals with it.
-                tracing::debug!(error = %e, %destination, "send error");
+    /// Keeps datagrams the socket refused (from `tx_buf`), one per segment.
+    fn keep(&mut self, dest: SocketAddr, range: std::ops::Range<usize>, segment: usize) {
+        for d in self.tx_buf[range].chunks(segment.max(1)) {
+            if self.pending.len() < MAX_PENDING {
+                self.pending.push_back((dest, d.to_vec()));
+            } else {
                 self.send_errors += 1;
-                Ok(true)
+            }
+        }
+    }
+
+    /// Sends one datagram; false if the socket is full.
+    fn send(&mut self, dest: SocketAddr, contents: &[u8], segment: Option<usize>) -> bool {
+        let sent = send_datagrams(&self.state, &self.socket, dest, contents, segment);
+        self.tally(sent)
+    }
+
+    /// Counts a send's outcome; false if the socket was full.
+    fn tally(&mut self, sent: Sent) -> bool {
+        match sent {
+            Sent::Yes => true,
+            Sent::Full => false,
+            Sent::Failed => {
+                self.send_errors += 1;
+                true
             }
         }
     }
@@ -259,5 +302,39 @@ impl EventLoop {
             self.endpoint.trust_store().save(path)?;
         }
         Ok(())
+    }
+}
+
+enum Sent {
+    Yes,
+    /// The socket's buffer is full: try again when writable.
+    Full,
+    /// Unreachable and the like: the datagrams are lost, and loss recovery
+    /// deals with it.
+    Failed,
+}
+
+/// One `sendmsg`: a datagram, or a GSO batch of `segment`-sized ones.
+fn send_datagrams(
+    state: &quinn_udp::UdpSocketState,
+    socket: &mio::net::UdpSocket,
+    destination: SocketAddr,
+    contents: &[u8],
+    segment_size: Option<usize>,
+) -> Sent {
+    let transmit = quinn_udp::Transmit {
+        destination,
+        ecn: None,
+        contents,
+        segment_size,
+        src_ip: None,
+    };
+    match state.try_send(socket.into(), &transmit) {
+        Ok(()) => Sent::Yes,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Sent::Full,
+        Err(e) => {
+            tracing::debug!(error = %e, %destination, "send error");
+            Sent::Failed
+        }
     }
 }

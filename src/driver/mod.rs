@@ -39,6 +39,11 @@ pub struct ChannelConfig {
     /// Spin instead of sleeping between events: the lowest latency, at the
     /// cost of a busy core.
     pub busy_poll: bool,
+    /// After any traffic, keep polling without sleeping this long: replies
+    /// usually come within it, and waking a sleeping thread costs tens of
+    /// microseconds on many machines (more on virtual ones). Worth it only
+    /// with a core to spare for the loop; zero (the default) disables it.
+    pub adaptive_spin: Duration,
     /// Events kept for the application at most; more are counted and dropped.
     pub event_capacity: usize,
 }
@@ -52,6 +57,7 @@ impl ChannelConfig {
             trust: TrustStore::new(),
             endpoint: EndpointConfig::default(),
             busy_poll: false,
+            adaptive_spin: Duration::ZERO,
             event_capacity: 65_536,
         }
     }
@@ -168,6 +174,7 @@ impl CommsChannel {
             ev_tx,
             config.trust_path.clone(),
             config.busy_poll,
+            config.adaptive_spin,
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("octolink-{local_addr}"))

@@ -126,7 +126,8 @@ async fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) ->
             got += chunk.bytes.len();
         }
         let done = Instant::now();
-        let _ = conn.closed().await;
+        // Keep the connection until the client has seen everything acked.
+        tokio::spawn(async move { conn.closed().await });
         (got == bytes).then_some((done, sum.0))
     });
     let conn = p.client.connect(p.target, "localhost").ok()?.await.ok()?;
