@@ -14,6 +14,13 @@ use super::{ChannelError, Command, SHUTDOWN_LINGER};
 use crate::wire::MAX_DATAGRAM;
 use crate::{Endpoint, Event};
 
+/// How the loop behaves, from the channel's configuration.
+pub struct LoopSettings {
+    pub trust_path: Option<PathBuf>,
+    pub busy_poll: bool,
+    pub adaptive_spin: Duration,
+}
+
 pub const SOCKET: Token = Token(0);
 pub const WAKER: Token = Token(1);
 /// Receive buffers per batch (recvmmsg).
@@ -61,10 +68,13 @@ impl EventLoop {
         endpoint: Endpoint,
         commands: Receiver<Command>,
         events: Sender<Event>,
-        trust_path: Option<PathBuf>,
-        busy_poll: bool,
-        adaptive_spin: Duration,
+        settings: LoopSettings,
     ) -> io::Result<Self> {
+        let LoopSettings {
+            trust_path,
+            busy_poll,
+            adaptive_spin,
+        } = settings;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let state = quinn_udp::UdpSocketState::new((&socket).into())?;

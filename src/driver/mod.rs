@@ -172,9 +172,11 @@ impl CommsChannel {
             endpoint,
             cmd_rx,
             ev_tx,
-            config.trust_path.clone(),
-            config.busy_poll,
-            config.adaptive_spin,
+            event_loop::LoopSettings {
+                trust_path: config.trust_path.clone(),
+                busy_poll: config.busy_poll,
+                adaptive_spin: config.adaptive_spin,
+            },
         )?;
         let thread = std::thread::Builder::new()
             .name(format!("octolink-{local_addr}"))

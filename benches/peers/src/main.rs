@@ -22,6 +22,7 @@ use stats::Results;
 use work::Work;
 
 type Contestant = (&'static str, fn(&Work) -> Results);
+type MultiContestant = (&'static str, fn(&Work) -> Vec<Results>);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -42,7 +43,7 @@ fn main() {
         ("renet", renet_peer::run),
         ("enet", enet_peer::run),
     ];
-    let multi: Vec<(&'static str, fn(&Work) -> Vec<Results>)> = vec![("quinn", quinn_peer::run)];
+    let multi: Vec<MultiContestant> = vec![("quinn", quinn_peer::run)];
     let mut results = Vec::new();
     for (name, run) in contestants {
         if only.as_deref().is_some_and(|o| o != name && name != "udp") {

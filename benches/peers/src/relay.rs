@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 
+/// A datagram waiting out its delay: release time, order, destination, bytes.
+type Delayed = (Instant, u64, SocketAddr, Vec<u8>);
+
 pub struct Relay {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -24,14 +27,13 @@ impl Relay {
     pub fn start(server: SocketAddr, delay: Duration, loss: f64, seed: u64) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("relay binds");
         socket.set_nonblocking(true).expect("nonblocking");
-        let _ = socket2_bufs(&socket);
         let addr = socket.local_addr().expect("addr");
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut client: Option<SocketAddr> = None;
-            let mut queue: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+            let mut queue: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
             let mut seq = 0u64;
             let mut buf = [0u8; 65536];
             while !s.load(Ordering::Relaxed) {
@@ -75,11 +77,6 @@ impl Relay {
             thread: Some(thread),
         }
     }
-}
-
-/// Larger socket buffers, as a relay in the path of bulk traffic needs.
-fn socket2_bufs(_s: &UdpSocket) -> std::io::Result<()> {
-    Ok(())
 }
 
 impl Drop for Relay {

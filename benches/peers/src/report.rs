@@ -24,7 +24,7 @@ fn cell(v: Option<f64>, floor: Option<f64>, unit: &str, higher_is_better: bool) 
 
 pub fn table(results: &[Results]) -> String {
     let floor = results.iter().find(|r| r.library == "raw UDP");
-    let f = |get: &dyn Fn(&Results) -> Option<f64>| floor.and_then(|r| get(r));
+    let f = |get: &dyn Fn(&Results) -> Option<f64>| floor.and_then(get);
     let p = |r: &Results, which: fn(&Percentiles) -> Duration, size512: bool| {
         let pc = if size512 { r.rtt512 } else { r.rtt64 };
         pc.map(|x| us(which(&x)))
