@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 
 use crate::stats::RttStats;
 
-/// A share of a window lost (of at least three packets) that counts as
-/// congestion whatever the RTT.
+/// A loss rate, smoothed over windows, that counts as congestion whatever
+/// the RTT.
 pub const HEAVY_LOSS: f64 = 0.1;
+/// A share of one window lost (at least three packets) that counts as
+/// congestion at once.
+pub const BURST_LOSS: f64 = 0.25;
 
 /// Whether the RTT shows a queue: smoothed above min by a quarter of min,
 /// and by at least 2 ms (loopback and LAN jitter is below that).
@@ -46,6 +49,8 @@ pub struct NewReno {
     /// heavy-loss test.
     window_lost: u64,
     window_acked: u64,
+    /// Loss rate smoothed over windows (weight 1/4 per window).
+    pub loss_rate: f64,
 }
 
 impl NewReno {
@@ -61,6 +66,7 @@ impl NewReno {
             random_losses: 0,
             window_lost: 0,
             window_acked: 0,
+            loss_rate: 0.0,
         }
     }
 
@@ -72,6 +78,7 @@ impl NewReno {
     /// current recovery period, or the sender was not using the window.
     pub fn on_ack(&mut self, acked_bytes: u64, newest_sent: Instant, was_window_limited: bool) {
         self.window_acked += acked_bytes;
+        self.close_loss_window();
         if self.recovery_start.is_some_and(|r| newest_sent <= r) || !was_window_limited {
             return;
         }
@@ -90,19 +97,27 @@ impl NewReno {
     /// module docs) halves the window, once per round trip.
     pub fn on_loss(&mut self, now: Instant, newest_lost_sent: Instant, lost_bytes: u64, rtt: &RttStats) {
         self.window_lost += lost_bytes;
-        let seen = self.window_lost + self.window_acked;
-        // Heavy: several packets, and over the share, of one window.
-        let heavy =
-            self.window_lost >= 3 * self.max_datagram && self.window_lost as f64 > HEAVY_LOSS * seen as f64;
-        if seen >= self.window {
-            self.window_lost = 0;
-            self.window_acked = 0;
-        }
+        let seen = (self.window_lost + self.window_acked).max(1);
+        let burst =
+            self.window_lost >= 3 * self.max_datagram && self.window_lost as f64 > BURST_LOSS * seen as f64;
+        let heavy = burst || self.loss_rate > HEAVY_LOSS;
+        self.close_loss_window();
         if !heavy && !queue_building(rtt) {
             self.random_losses += 1;
             return;
         }
         self.on_congestion(now, newest_lost_sent);
+    }
+
+    /// Folds a window's worth of losses and acks into the smoothed rate.
+    fn close_loss_window(&mut self) {
+        let seen = self.window_lost + self.window_acked;
+        if seen >= self.window {
+            let sample = self.window_lost as f64 / seen as f64;
+            self.loss_rate = 0.75 * self.loss_rate + 0.25 * sample;
+            self.window_lost = 0;
+            self.window_acked = 0;
+        }
     }
 
     /// A congestion signal: halve the window, once per round trip.
@@ -176,7 +191,20 @@ mod tests {
         cc.on_loss(t0 + Duration::from_millis(1), t0, 4_000, &flat);
         assert!(
             cc.window < 15_000,
-            "a third of the window lost: congestion whatever the RTT"
+            "almost half a window lost at once: congestion whatever the RTT"
+        );
+        // A steady 20 % loss rate, in small doses: congestion once smoothed.
+        let mut cc = NewReno::new(1000);
+        let mut t = t0;
+        for _ in 0..40 {
+            t += Duration::from_millis(1);
+            cc.on_ack(4_000, t, false);
+            cc.on_loss(t, t, 1_000, &flat);
+        }
+        assert!(
+            cc.loss_rate > HEAVY_LOSS && cc.congestion_events > 0,
+            "{}",
+            cc.loss_rate
         );
     }
 
