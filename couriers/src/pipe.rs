@@ -141,7 +141,9 @@ impl Courier for PipeCourier {
 
     fn on_session_start(&mut self, _ctx: &CourierContext) {
         self.tx.on_session_start();
+        // Messages held for reordering come out of the reset: pass them on.
         self.rx.reset();
+        self.deliver();
     }
 
     fn on_session_end(&mut self, _ctx: &CourierContext) {

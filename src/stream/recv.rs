@@ -70,7 +70,16 @@ impl RecvStream {
     }
 
     /// A new session: expect sequence number 0 again.
+    ///
+    /// Messages held for reordering were acknowledged to the sender, so they
+    /// must reach the application: they are delivered now, in order. The
+    /// gaps before them are messages the sender never had acknowledged; it
+    /// reports those as failed and does not re-send them, so skipping them
+    /// keeps every message delivered exactly once or reported failed.
     pub fn reset(&mut self) {
+        for (_, item) in std::mem::take(&mut self.reorder) {
+            self.deliver(item);
+        }
         self.next = 0;
         self.reorder.clear();
         self.seen.clear();

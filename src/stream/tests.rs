@@ -241,3 +241,34 @@ fn a_message_whose_lifespan_is_shorter_than_the_transit_is_not_delivered() {
     assert_eq!(rx.pop(), None);
     assert_eq!(rx.stats().expired, 1);
 }
+
+#[test]
+fn a_session_change_delivers_acknowledged_messages_held_for_reordering() {
+    let cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    let mut tx = SendStream::new(cfg);
+    let mut rx = RecvStream::new(cfg);
+    let t0 = Instant::now();
+    let mut frames = Vec::new();
+    for i in 0..3u8 {
+        tx.push(vec![i]).unwrap();
+        let mut buf = [0u8; 16];
+        let mut w = PayloadWriter::new(&mut buf, u64::from(i) + 1);
+        tx.write(t0, &mut w);
+        let n = w.len();
+        frames.push(buf[..n].to_vec());
+    }
+    // Message 0 is lost; 1 and 2 arrive (and are acknowledged) out of order.
+    rx.on_payload(&frames[1], Duration::ZERO).unwrap();
+    rx.on_payload(&frames[2], Duration::ZERO).unwrap();
+    tx.on_delivered(2);
+    tx.on_delivered(3);
+    assert_eq!(rx.pop(), None, "held for reordering");
+    // The session ends: 0 is reported failed, 1 and 2 reach the application.
+    tx.on_session_end();
+    rx.reset();
+    let events: Vec<_> = std::iter::from_fn(|| tx.poll_event()).collect();
+    assert!(events.contains(&StreamEvent::Failed(0)), "{events:?}");
+    assert_eq!(rx.pop(), Some(vec![1]));
+    assert_eq!(rx.pop(), Some(vec![2]));
+    assert_eq!(rx.pop(), None);
+}

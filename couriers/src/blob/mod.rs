@@ -628,6 +628,9 @@ impl Courier for BlobCourier {
         self.in_session = true;
         self.control_tx.on_session_start();
         self.control_rx.reset();
+        // What the reset releases belongs to transfers that failed with the
+        // old session.
+        while self.control_rx.pop().is_some() {}
         self.ready_since = Some(ctx.now);
     }
 
