@@ -275,3 +275,83 @@ fn session_follows_an_authenticated_address_change_only() {
         .any(|e| matches!(e, Event::Pong { token: t, .. } if *t == token)));
     assert_eq!(sim.nodes[1].endpoint.courier::<Probe>(hb).unwrap().inbox.len(), 2);
 }
+
+#[test]
+fn a_flood_of_junk_forged_and_replayed_syns_does_not_stop_a_legitimate_handshake() {
+    let mut sim = pair(
+        10,
+        LinkConfig::lossy(Duration::from_millis(5), 0.0),
+        EndpointConfig::default(),
+    );
+    sim.capture = true;
+    // A genuine SYN to replay later: an attempt that is then closed.
+    establish(&mut sim, Duration::from_secs(5)).unwrap();
+    let old_syn = sim
+        .captured
+        .iter()
+        .find(|c| c.bytes[3] == 1)
+        .unwrap()
+        .bytes
+        .clone();
+    let b = id(&sim, 1);
+    let now = sim.now();
+    sim.nodes[0].endpoint.close(now, &b).unwrap();
+    sim.run_for(Duration::from_secs(4));
+    sim.capture = false;
+    let before = sim.nodes[1].endpoint.stats();
+
+    let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
+    let mut forged = old_syn.clone();
+    let sig_at = octolink::handshake::SYN_FIXED_LEN;
+    let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        rng_state
+    };
+    let mut injected = 0u64;
+    let mut connected_after = None;
+    let start = sim.elapsed();
+    for ms in 0..2_000u64 {
+        for _ in 0..40 {
+            // Junk, forged SYNs claiming node a (garbage signature), and
+            // replays of a genuine old SYN.
+            let junk: Vec<u8> = (0..(next() % 600) as usize).map(|_| next() as u8).collect();
+            sim.inject(attacker, 1, junk);
+            for byte in &mut forged[sig_at..sig_at + 256] {
+                *byte = next() as u8;
+            }
+            sim.inject(attacker, 1, forged.clone());
+            injected += 2;
+        }
+        sim.inject(attacker, 1, old_syn.clone());
+        injected += 1;
+        if ms == 500 {
+            let now = sim.now();
+            sim.nodes[0].endpoint.connect(now, &b).unwrap();
+        }
+        sim.run_for(Duration::from_millis(1));
+        if ms >= 500 && connected_after.is_none() && sim.connected(0, 1) {
+            connected_after = Some(sim.elapsed() - start - Duration::from_millis(500));
+        }
+    }
+    let took = connected_after.expect("the legitimate handshake completes under the flood");
+    assert!(
+        took < Duration::from_secs(1),
+        "took {took:?} under a flood of {injected} datagrams"
+    );
+    let after = sim.nodes[1].endpoint.stats();
+    let verifications = after.rsa_verifications - before.rsa_verifications;
+    let signatures = after.rsa_signatures - before.rsa_signatures;
+    // Per-source budget: 10 at once, then 20 a second, for the attacker.
+    assert!(
+        verifications <= 10 + 2 * 20 + 5,
+        "{verifications} RSA verifications"
+    );
+    assert!(
+        signatures <= 1,
+        "{signatures} RSA signatures: only the legitimate answer"
+    );
+    assert!(after.drops.get(DropReason::VerifyBudget) > 10_000);
+}

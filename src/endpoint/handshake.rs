@@ -90,8 +90,11 @@ impl Endpoint {
     }
 
     /// Charges one RSA verification to the endpoint-wide budget.
-    fn may_verify(&mut self, now: Instant) -> bool {
-        if self.verify_budget.take(now) {
+    /// Charges one RSA verification to the sender's address and to the
+    /// endpoint: a flooding source exhausts its own budget, not everyone's.
+    fn may_verify(&mut self, now: Instant, from: SocketAddr) -> bool {
+        let source_ok = self.source_budgets.take(now, from.ip());
+        if source_ok && self.verify_budget.take(now) {
             self.stats.rsa_verifications += 1;
             true
         } else {
@@ -133,7 +136,7 @@ impl Endpoint {
                 return self.queue_handshake(from, reply);
             }
         }
-        if !self.may_verify(now) {
+        if !self.may_verify(now, from) {
             return;
         }
         let Some(transcript) = hs::verify_message(&m, SYN_LABEL, &Transcript::default(), &key) else {
@@ -287,7 +290,7 @@ impl Endpoint {
             return self.drop_datagram(DropReason::BadSignature);
         }
         let out_transcript = out.transcript.clone();
-        if !self.may_verify(now) {
+        if !self.may_verify(now, from) {
             return;
         }
         let Some(transcript) = hs::verify_message(&m, SYN_ACK_LABEL, &out_transcript, &key) else {
@@ -343,7 +346,7 @@ impl Endpoint {
         self.install_session(now, peer, session);
     }
 
-    pub(crate) fn handle_hs_ack(&mut self, now: Instant, datagram: &[u8]) {
+    pub(crate) fn handle_hs_ack(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let m = match HsAck::decode(datagram) {
             Ok(m) => m,
             Err(e) => return self.drop_datagram(e.into()),
@@ -377,7 +380,7 @@ impl Endpoint {
             return self.drop_datagram(DropReason::BadSignature);
         }
         let transcript = confirming.transcript.clone();
-        if !self.may_verify(now) {
+        if !self.may_verify(now, from) {
             return;
         }
         if hs::verify_message(&m, ACK_LABEL, &transcript, &key).is_none() {

@@ -78,6 +78,34 @@ pub(crate) struct CourierSlot {
     pub stats: crate::stats::CourierStats,
 }
 
+/// Per-source-address verification budgets, in a bounded table: when it is
+/// full, the stalest entry makes room (a spoofing flood churns the table but
+/// never grows it).
+#[derive(Debug, Default)]
+pub(crate) struct SourceBudgets {
+    buckets: BTreeMap<std::net::IpAddr, TokenBucket>,
+}
+
+/// Sources tracked at most.
+const MAX_SOURCES: usize = 1024;
+/// RSA verifications per second, and burst, allowed per source address.
+const SOURCE_VERIFY_RATE: f64 = 20.0;
+const SOURCE_VERIFY_BURST: f64 = 10.0;
+
+impl SourceBudgets {
+    pub fn take(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
+        if !self.buckets.contains_key(&ip) && self.buckets.len() >= MAX_SOURCES {
+            if let Some(stalest) = self.buckets.iter().min_by_key(|(_, b)| b.last).map(|(ip, _)| *ip) {
+                self.buckets.remove(&stalest);
+            }
+        }
+        self.buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(now, SOURCE_VERIFY_RATE, SOURCE_VERIFY_BURST))
+            .take(now)
+    }
+}
+
 /// A simple token bucket, for RSA verifications.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
@@ -174,6 +202,7 @@ pub struct Endpoint {
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) ping_counter: u64,
     pub(crate) verify_budget: TokenBucket,
+    pub(crate) source_budgets: SourceBudgets,
     pub(crate) next_frame_token: u64,
     /// Reused buffers for frame fates, so acks allocate nothing.
     pub(crate) delivered_scratch: Vec<crate::session::FrameRecord>,
@@ -235,6 +264,7 @@ impl Endpoint {
             candidates: Vec::new(),
             ping_counter: 0,
             verify_budget: TokenBucket::new(now, VERIFY_RATE, VERIFY_BURST),
+            source_budgets: SourceBudgets::default(),
             next_frame_token: 1,
             delivered_scratch: Vec::new(),
             lost_scratch: Vec::new(),

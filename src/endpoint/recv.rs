@@ -32,7 +32,7 @@ impl Endpoint {
         match header.packet_type {
             PacketType::Syn => self.handle_syn(now, from, datagram),
             PacketType::SynAck => self.handle_syn_ack(now, from, datagram),
-            PacketType::Ack => self.handle_hs_ack(now, datagram),
+            PacketType::Ack => self.handle_hs_ack(now, from, datagram),
             PacketType::Data | PacketType::Close => self.handle_sealed(now, from, header, datagram),
         }
     }
