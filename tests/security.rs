@@ -355,3 +355,49 @@ fn a_flood_of_junk_forged_and_replayed_syns_does_not_stop_a_legitimate_handshake
     );
     assert!(after.drops.get(DropReason::VerifyBudget) > 10_000);
 }
+
+#[test]
+fn no_unauthenticated_packet_type_is_answered_with_more_bytes_than_it_carried() {
+    let mut sim = pair(11, LinkConfig::default(), EndpointConfig::default());
+    sim.capture = true;
+    establish(&mut sim, Duration::from_secs(5)).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    let genuine: Vec<Vec<u8>> = sim.captured.iter().map(|c| c.bytes.clone()).collect();
+    let by_type = |t: u8| genuine.iter().find(|b| b[3] == t).cloned().unwrap();
+    let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
+    // Every kind of datagram a stranger can produce: replays of each genuine
+    // type (SYN, SYN-ACK, ACK, DATA), each with a flipped bit, and junk.
+    let mut probes: Vec<Vec<u8>> = Vec::new();
+    for t in 1..=4u8 {
+        let g = by_type(t);
+        probes.push(g.clone());
+        let mut flipped = g.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        probes.push(flipped);
+    }
+    probes.push(b"junk".to_vec());
+    sim.capture = true;
+    sim.captured.clear();
+    let mut bytes_in = 0usize;
+    for p in &probes {
+        for node in 0..2 {
+            bytes_in += p.len();
+            sim.inject(attacker, node, p.clone());
+        }
+    }
+    sim.run_for(Duration::from_secs(1));
+    let bytes_out: usize = sim
+        .captured
+        .iter()
+        .filter(|c| c.to == attacker)
+        .map(|c| c.bytes.len())
+        .sum();
+    assert!(bytes_out <= bytes_in, "{bytes_out} bytes out for {bytes_in} in");
+    // The only answer a stranger can get is the cached SYN-ACK to a replayed
+    // SYN, and it is never larger than the SYN.
+    for c in sim.captured.iter().filter(|c| c.to == attacker) {
+        assert_eq!(c.bytes[3], 2, "only SYN-ACKs go back to a stranger");
+        assert!(c.bytes.len() <= by_type(1).len());
+    }
+}
