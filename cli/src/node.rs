@@ -138,6 +138,19 @@ impl Node {
         })
     }
 
+    /// A node that starts no contact and accepts no files: what `remote`,
+    /// `ping` and `send` use.
+    pub fn client(home: &Home, bind: SocketAddr) -> Result<Self> {
+        Self::start(
+            home,
+            NodeOptions {
+                bind,
+                connect_all: false,
+                inbox: None,
+            },
+        )
+    }
+
     /// Finds a peer by name or by a prefix of its id.
     pub fn resolve(&self, name: &str) -> Result<NodeId> {
         resolve(&self.trust, name)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use octolink::sim::{BurstLoss, LinkConfig, Sim};
 use octolink::stream::{Delivery, StreamConfig, StreamEvent};
-use octolink::{CourierId, CourierScope, EndpointConfig};
+use octolink::{CourierHandle, CourierId, CourierScope, EndpointConfig};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{AgentState, AgentStateConfig, BlobCourier, BlobEvent, MessageCourier};
 use rand::{Rng, SeedableRng};
@@ -83,6 +83,47 @@ const MSG: CourierId = CourierId(1);
 const BLOB: CourierId = CourierId(2);
 const STATE: CourierId = CourierId(3);
 
+/// What the receiver got and the sender heard, so far.
+#[derive(Default)]
+struct Seen {
+    received: Vec<u32>,
+    delivered: BTreeSet<u64>,
+    failed: BTreeSet<u64>,
+    blob_done: Option<[u8; 32]>,
+}
+
+/// Collects the message and blob news from both couriers.
+fn drain(
+    seed: u64,
+    sim: &mut Sim,
+    (m0, m1, b1): (CourierHandle, CourierHandle, CourierHandle),
+    seen: &mut Seen,
+) {
+    let tx = sim.nodes[0].endpoint.courier_mut::<MessageCourier>(m0).unwrap();
+    while let Some(e) = tx.poll_event() {
+        match e {
+            StreamEvent::Delivered(id) => {
+                assert!(seen.delivered.insert(id), "seed {seed}: {id} confirmed twice")
+            }
+            StreamEvent::Failed(id) => {
+                seen.failed.insert(id);
+            }
+            other => panic!("seed {seed}: unexpected {other:?}"),
+        }
+    }
+    let rx = sim.nodes[1].endpoint.courier_mut::<MessageCourier>(m1).unwrap();
+    while let Some(m) = rx.recv() {
+        seen.received
+            .push(u32::from_be_bytes(m.body.try_into().expect("4-byte message")));
+    }
+    let c = sim.nodes[1].endpoint.courier_mut::<BlobCourier>(b1).unwrap();
+    for e in std::iter::from_fn(|| c.poll_event()) {
+        if let BlobEvent::Completed { sha256, .. } = e {
+            seen.blob_done = Some(sha256);
+        }
+    }
+}
+
 /// Runs one seed; panics (with the seed) on any violated property.
 fn run_seed(seed: u64) {
     let sc = scenario(seed);
@@ -126,9 +167,7 @@ fn run_seed(seed: u64) {
         .send(now, Box::new(blob.clone()), blob.len() as u64, "b", 1)
         .unwrap();
     let mut sent_ids = BTreeSet::new();
-    let mut received: Vec<u32> = Vec::new();
-    let (mut delivered, mut failed) = (BTreeSet::new(), BTreeSet::new());
-    let mut blob_done = None;
+    let mut seen = Seen::default();
     let mut blob_failed = false;
     let mut next = 0u32;
     for step in 0..600 {
@@ -147,27 +186,7 @@ fn run_seed(seed: u64) {
                 Err(_) => break,
             }
         }
-        while let Some(e) = tx.poll_event() {
-            match e {
-                StreamEvent::Delivered(id) => {
-                    assert!(delivered.insert(id), "seed {seed}: {id} confirmed twice")
-                }
-                StreamEvent::Failed(id) => {
-                    failed.insert(id);
-                }
-                other => panic!("seed {seed}: unexpected {other:?}"),
-            }
-        }
-        let rx = sim.nodes[1].endpoint.courier_mut::<MessageCourier>(m1).unwrap();
-        while let Some(m) = rx.recv() {
-            received.push(u32::from_be_bytes(m.body.try_into().expect("4-byte message")));
-        }
-        let c = sim.nodes[1].endpoint.courier_mut::<BlobCourier>(b1).unwrap();
-        for e in std::iter::from_fn(|| c.poll_event()) {
-            if let BlobEvent::Completed { sha256, .. } = e {
-                blob_done = Some(sha256);
-            }
-        }
+        drain(seed, &mut sim, (m0, m1, b1), &mut seen);
         let c = sim.nodes[0].endpoint.courier_mut::<BlobCourier>(b0).unwrap();
         blob_failed |= std::iter::from_fn(|| c.poll_event())
             .any(|e| matches!(e, BlobEvent::Failed { id, .. } if id == blob_id));
@@ -190,26 +209,13 @@ fn run_seed(seed: u64) {
     // Heal the network and let everything settle.
     sim.set_link(0, 1, LinkConfig::default());
     sim.run_for(Duration::from_secs(60));
-    let tx = sim.nodes[0].endpoint.courier_mut::<MessageCourier>(m0).unwrap();
-    while let Some(e) = tx.poll_event() {
-        match e {
-            StreamEvent::Delivered(id) => assert!(delivered.insert(id), "seed {seed}: {id} confirmed twice"),
-            StreamEvent::Failed(id) => {
-                failed.insert(id);
-            }
-            other => panic!("seed {seed}: unexpected {other:?}"),
-        }
-    }
-    let rx = sim.nodes[1].endpoint.courier_mut::<MessageCourier>(m1).unwrap();
-    while let Some(m) = rx.recv() {
-        received.push(u32::from_be_bytes(m.body.try_into().expect("4-byte message")));
-    }
-    let c = sim.nodes[1].endpoint.courier_mut::<BlobCourier>(b1).unwrap();
-    for e in std::iter::from_fn(|| c.poll_event()) {
-        if let BlobEvent::Completed { sha256, .. } = e {
-            blob_done = Some(sha256);
-        }
-    }
+    drain(seed, &mut sim, (m0, m1, b1), &mut seen);
+    let Seen {
+        received,
+        delivered,
+        failed,
+        blob_done,
+    } = seen;
 
     let c = sim.nodes[0].endpoint.courier_mut::<BlobCourier>(b0).unwrap();
     blob_failed |= std::iter::from_fn(|| c.poll_event())

@@ -8,17 +8,10 @@ use octolink::Event;
 
 use crate::error::Result;
 use crate::home::Home;
-use crate::node::{interrupted, Node, NodeOptions};
+use crate::node::{interrupted, Node};
 
 pub fn ping(home: &Home, peer: &str, count: u32, interval_ms: u64, bind: SocketAddr) -> Result<()> {
-    let node = Node::start(
-        home,
-        NodeOptions {
-            bind,
-            connect_all: false,
-            inbox: None,
-        },
-    )?;
+    let node = Node::client(home, bind)?;
     let peer = node.resolve(peer)?;
     let name = node.name_of(&peer);
     node.connect_and_wait(peer, Duration::from_secs(10))?;

@@ -135,14 +135,7 @@ pub fn remote(
     commands: &[String],
     limit: Option<Duration>,
 ) -> Result<()> {
-    let node = Node::start(
-        home,
-        NodeOptions {
-            bind,
-            connect_all: false,
-            inbox: None,
-        },
-    )?;
+    let node = Node::client(home, bind)?;
     let peer = node.resolve(peer)?;
     let name = node.name_of(&peer);
     node.connect_and_wait(peer, Duration::from_secs(10))?;

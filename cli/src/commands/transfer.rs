@@ -29,14 +29,7 @@ pub fn send(home: &Home, peer: &str, file: &Path, bind: SocketAddr) -> Result<()
         Ok(_) => fail!("{} is not a regular file", file.display()),
         Err(e) => fail!("cannot read {}: {e}", file.display()),
     };
-    let node = Node::start(
-        home,
-        NodeOptions {
-            bind,
-            connect_all: false,
-            inbox: None,
-        },
-    )?;
+    let node = Node::client(home, bind)?;
     let peer = node.resolve(peer)?;
     node.connect_and_wait(peer, Duration::from_secs(10))?;
     let couriers = node.couriers_for(&peer)?;

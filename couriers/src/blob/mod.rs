@@ -227,17 +227,21 @@ impl BlobCourier {
         self.send(now, Box::new(file), size, &name, priority)
     }
 
-    /// Cancels a transfer, ours (`outgoing`) or the peer's.
-    pub fn cancel(&mut self, now: Instant, id: u64, outgoing: bool, reason: &str) {
-        let known = if outgoing {
+    /// Drops a transfer (cleaning up a partial sink); false if unknown.
+    fn drop_transfer(&mut self, id: u64, outgoing: bool) -> bool {
+        if outgoing {
             self.outgoing.remove(&id).is_some()
         } else if let Some((mut inc, _)) = self.incoming.remove(&id) {
             inc.abort();
             true
         } else {
             false
-        };
-        if known {
+        }
+    }
+
+    /// Cancels a transfer, ours (`outgoing`) or the peer's.
+    pub fn cancel(&mut self, now: Instant, id: u64, outgoing: bool, reason: &str) {
+        if self.drop_transfer(id, outgoing) {
             let _ = self.control(
                 now,
                 &Control::Cancel {
@@ -390,15 +394,7 @@ impl BlobCourier {
             } => {
                 // The peer's sender cancels our incoming, and vice versa.
                 let ours = !from_sender;
-                let known = if ours {
-                    self.outgoing.remove(&id).is_some()
-                } else if let Some((mut inc, _)) = self.incoming.remove(&id) {
-                    inc.abort();
-                    true
-                } else {
-                    false
-                };
-                if known {
+                if self.drop_transfer(id, ours) {
                     self.events.push_back(BlobEvent::Cancelled {
                         id,
                         outgoing: ours,
