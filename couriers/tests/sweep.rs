@@ -263,9 +263,13 @@ fn run_seed(seed: u64) {
 }
 
 fn sweep(seeds: std::ops::Range<u64>) {
+    let count = seeds.end - seeds.start;
+    let mut slowest = (std::time::Duration::ZERO, 0);
     for seed in seeds {
         let before = live();
+        let t = std::time::Instant::now();
         run_seed(seed);
+        slowest = slowest.max((t.elapsed(), seed));
         let after = live();
         assert_eq!(
             after,
@@ -274,6 +278,12 @@ fn sweep(seeds: std::ops::Range<u64>) {
             after - before
         );
     }
+    eprintln!(
+        "{count} seeds; slowest: seed {} in {:?}: {:?}",
+        slowest.1,
+        slowest.0,
+        scenario(slowest.1)
+    );
 }
 
 #[test]
