@@ -47,13 +47,17 @@ thread_local! {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     WORLD.with(|w| {
         let mut w = w.borrow_mut();
         let datagram = if mode % 2 == 0 {
             rest.to_vec()
         } else {
-            let Some((&pick, mask)) = rest.split_first() else { return };
+            let Some((&pick, mask)) = rest.split_first() else {
+                return;
+            };
             let mut d = w.samples[usize::from(pick) % w.samples.len()].clone();
             for (b, m) in d.iter_mut().zip(mask) {
                 *b ^= m;
