@@ -278,6 +278,17 @@ fn session_follows_an_authenticated_address_change_only() {
 
 #[test]
 fn a_flood_of_junk_forged_and_replayed_syns_does_not_stop_a_legitimate_handshake() {
+    flood_during_handshake(|_| "127.0.9.9:999".parse().unwrap());
+}
+
+/// The legitimate peer's host (same IP, another port: a NAT, or a shared
+/// machine) floods: its own port's handshake must still get through.
+#[test]
+fn a_flood_from_the_legitimate_peers_own_ip_does_not_starve_its_handshake() {
+    flood_during_handshake(|legit| SocketAddr::new(legit.ip(), legit.port().wrapping_add(1)));
+}
+
+fn flood_during_handshake(attacker_for: impl Fn(SocketAddr) -> SocketAddr) {
     let mut sim = pair(
         10,
         LinkConfig::lossy(Duration::from_millis(5), 0.0),
@@ -300,7 +311,7 @@ fn a_flood_of_junk_forged_and_replayed_syns_does_not_stop_a_legitimate_handshake
     sim.capture = false;
     let before = sim.nodes[1].endpoint.stats();
 
-    let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
+    let attacker = attacker_for(sim.nodes[0].addr);
     let mut forged = old_syn.clone();
     let sig_at = octolink::handshake::SYN_FIXED_LEN;
     let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;

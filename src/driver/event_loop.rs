@@ -25,6 +25,9 @@ pub const SOCKET: Token = Token(0);
 pub const WAKER: Token = Token(1);
 /// Receive buffers per batch (recvmmsg).
 const BATCH: usize = 32;
+/// Receive batches per turn of the loop at most: under a flood the socket
+/// never runs dry, and timers, sends and commands must still get their turn.
+const BATCHES_PER_TURN: usize = 8;
 /// Datagrams written while the socket is full, at most; more are dropped.
 const MAX_PENDING: usize = 4096;
 /// Datagrams per GSO send at most.
@@ -114,7 +117,7 @@ impl EventLoop {
                     Command::Shutdown => return self.shut_down(),
                 }
             }
-            self.receive()?;
+            let drained = self.receive()?;
             let now = Instant::now();
             if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
                 self.endpoint.handle_timeout(now);
@@ -122,7 +125,9 @@ impl EventLoop {
             self.transmit()?;
             self.forward_events();
             self.save_trust_if_due()?;
-            let timeout = if self.busy_poll || Instant::now() < self.spin_until {
+            // Readiness is edge-triggered: a socket left undrained raises no
+            // new event, so come straight back for the rest.
+            let timeout = if !drained || self.busy_poll || Instant::now() < self.spin_until {
                 Some(Duration::ZERO)
             } else {
                 self.endpoint.poll_timeout().map(|t| {
@@ -142,17 +147,18 @@ impl EventLoop {
         }
     }
 
-    /// Reads every datagram waiting (until the socket would block).
-    fn receive(&mut self) -> io::Result<()> {
+    /// Reads the datagrams waiting, up to [`BATCHES_PER_TURN`] batches.
+    /// Returns whether the socket was drained (it would block).
+    fn receive(&mut self) -> io::Result<bool> {
         let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
-        loop {
+        for _ in 0..BATCHES_PER_TURN {
             let mut slices: [IoSliceMut<'_>; BATCH] = {
                 let mut chunks = self.recv_buf.chunks_mut(self.recv_stride);
                 std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()))
             };
             let n = match self.state.recv((&self.socket).into(), &mut slices, &mut meta) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors and the like: the engine's timers handle peers
                 // that went away.
@@ -171,6 +177,7 @@ impl EventLoop {
                 }
             }
         }
+        Ok(false)
     }
 
     /// Sends everything the engine has, keeping what the socket refuses.

@@ -89,11 +89,10 @@ impl Endpoint {
         self.queue_handshake(addr, datagram);
     }
 
-    /// Charges one RSA verification to the endpoint-wide budget.
     /// Charges one RSA verification to the sender's address and to the
     /// endpoint: a flooding source exhausts its own budget, not everyone's.
     fn may_verify(&mut self, now: Instant, from: SocketAddr) -> bool {
-        let source_ok = self.source_budgets.take(now, from.ip());
+        let source_ok = self.source_budgets.take(now, from);
         if source_ok && self.verify_budget.take(now) {
             self.stats.rsa_verifications += 1;
             true

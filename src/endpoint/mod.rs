@@ -83,24 +83,26 @@ pub(crate) struct CourierSlot {
 /// never grows it).
 #[derive(Debug, Default)]
 pub(crate) struct SourceBudgets {
-    buckets: BTreeMap<std::net::IpAddr, TokenBucket>,
+    buckets: BTreeMap<std::net::SocketAddr, TokenBucket>,
 }
 
 /// Sources tracked at most.
 const MAX_SOURCES: usize = 1024;
-/// RSA verifications per second, and burst, allowed per source address.
+/// RSA verifications per second, and burst, allowed per source address
+/// (IP and port: nodes behind one NAT, or on one host, share an IP, and a
+/// flood from one of them must not starve the others).
 const SOURCE_VERIFY_RATE: f64 = 20.0;
 const SOURCE_VERIFY_BURST: f64 = 10.0;
 
 impl SourceBudgets {
-    pub fn take(&mut self, now: Instant, ip: std::net::IpAddr) -> bool {
-        if !self.buckets.contains_key(&ip) && self.buckets.len() >= MAX_SOURCES {
-            if let Some(stalest) = self.buckets.iter().min_by_key(|(_, b)| b.last).map(|(ip, _)| *ip) {
+    pub fn take(&mut self, now: Instant, source: std::net::SocketAddr) -> bool {
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= MAX_SOURCES {
+            if let Some(stalest) = self.buckets.iter().min_by_key(|(_, b)| b.last).map(|(s, _)| *s) {
                 self.buckets.remove(&stalest);
             }
         }
         self.buckets
-            .entry(ip)
+            .entry(source)
             .or_insert_with(|| TokenBucket::new(now, SOURCE_VERIFY_RATE, SOURCE_VERIFY_BURST))
             .take(now)
     }

@@ -10,6 +10,7 @@ use octolink_couriers::BlobEvent;
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use super::flood::{peak_rss_kib, Flood};
 use super::relay::Relay;
 use super::transfer::progress_bar;
 use crate::commands::run::hex;
@@ -31,6 +32,9 @@ pub struct DemoArgs {
     /// Seconds of state sync.
     #[arg(long, default_value_t = 3.0)]
     sync: f64,
+    /// Flood the agent's socket with junk and forged SYNs throughout.
+    #[arg(long)]
+    flood: bool,
 }
 
 fn parse_size(s: &str) -> std::result::Result<u64, String> {
@@ -157,6 +161,12 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         None
     };
     let agent_addr = relay.as_ref().map_or(agent.channel.local_addr(), |r| r.addr);
+    let flood = if args.flood {
+        say.line("flood     junk and SYNs forged in the remote's name, at full speed");
+        Some(Flood::start(agent_addr, remote_id.id(), agent_id.id())?)
+    } else {
+        None
+    };
     let mut store = remote_home.trust()?;
     let agent_entry = store.iter().next().cloned();
     if let Some(a) = agent_entry {
@@ -296,6 +306,11 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     ));
 
     // 6. Summary.
+    let flooded = flood.map(|f| {
+        let sent = f.sent.load(std::sync::atomic::Ordering::Relaxed);
+        drop(f);
+        sent
+    });
     let (sa, sr) = (agent.channel.stats()?, remote.channel.stats()?);
     let summary = Summary {
         handshake,
@@ -307,6 +322,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         remote: &sr,
         relay: relay.as_ref(),
         in_sync,
+        flooded,
     };
     if args.json {
         println!("{}", summary.json());
@@ -331,6 +347,7 @@ struct Summary<'a> {
     remote: &'a Stats,
     relay: Option<&'a Relay>,
     in_sync: bool,
+    flooded: Option<u64>,
 }
 
 impl Summary<'_> {
@@ -382,6 +399,16 @@ impl Summary<'_> {
         if let Some((f, d)) = relay {
             println!("| relay forwarded / dropped | {f} / {d} |");
         }
+        if let Some(n) = self.flooded {
+            println!("| flood datagrams sent | {n} |");
+        }
+        println!(
+            "| agent RSA verifications / signatures | {} / {} |",
+            self.agent.rsa_verifications, self.agent.rsa_signatures
+        );
+        if let Some(kib) = peak_rss_kib() {
+            println!("| process peak RSS | {:.1} MiB |", kib as f64 / 1024.0);
+        }
     }
 
     fn json(&self) -> String {
@@ -404,6 +431,9 @@ impl Summary<'_> {
             "blob_mib_s": self.goodput,
             "state_in_sync": self.in_sync,
             "relay_dropped": self.relay.map(|r| r.dropped.load(std::sync::atomic::Ordering::Relaxed)),
+            "flood_datagrams": self.flooded,
+            "agent_rsa_verifications": self.agent.rsa_verifications,
+            "peak_rss_kib": peak_rss_kib(),
             "agent": side(self.agent),
             "remote": side(self.remote),
         })

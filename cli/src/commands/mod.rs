@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 pub mod demo;
+mod flood;
 pub mod keys;
 pub mod ping;
 mod relay;
