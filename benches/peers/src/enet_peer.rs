@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rusty_enet::{Event, Host, HostSettings, Packet};
 
 use crate::relay::Relay;
-use crate::stats::{checksum, payload, Fnv, Percentiles, Results};
+use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
 use crate::work::Work;
 
 fn host(socket: UdpSocket) -> Host<UdpSocket> {
@@ -141,25 +141,15 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
         turn(&mut h, |_, _| {});
     }
     let (done, sum) = sink.join().ok()??;
-    Some((
-        bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64,
-        sum == expected,
-    ))
+    Some((mib_per_s(bytes, done - t), sum == expected))
 }
 
 pub fn run(w: &Work) -> Results {
-    let (rtt64, handshake) = rtt(64, w);
-    let b = bulk(w.bulk_bytes, None, w.budget);
-    Results {
-        library: "rusty_enet".into(),
-        mode: "rusty_enet 0.4, default HostSettings, one channel, reliable packets; service() every turn of a tight loop, flush after sends, one thread per side; no crypto".into(),
-        rtt64,
-        rtt512: rtt(512, w).0,
-        bulk_mib_s: b.map(|x| x.0),
-        bulk_checksum_ok: b.map(|x| x.1),
-        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget).map(|x| x.0),
-        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget).map(|x| x.0),
-        handshake,
-        notes: Vec::new(),
-    }
+    reliable_results(
+        "rusty_enet",
+        "rusty_enet 0.4, default HostSettings, one channel, reliable packets; service() every turn of a tight loop, flush after sends, one thread per side; no crypto",
+        w,
+        rtt,
+        bulk,
+    )
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use kcp::Kcp;
 
 use crate::relay::Relay;
-use crate::stats::{checksum, payload, Fnv, Percentiles, Results};
+use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
 use crate::work::Work;
 
 struct Out {
@@ -171,25 +171,18 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
         client.turn();
     }
     let (done, sum) = sink.join().ok()??;
-    Some((
-        bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64,
-        sum == expected,
-    ))
+    Some((mib_per_s(bytes, done - t), sum == expected))
 }
 
 pub fn run(w: &Work) -> Results {
-    let (rtt64, handshake) = rtt(64, w);
-    let b = bulk(w.bulk_bytes, None, w.budget);
-    Results {
-        library: "kcp (turbo)".into(),
-        mode: "kcp 0.6, nodelay(true, 10, 2, nc), wnd 1024/1024, mtu 1400, min RTO 10 ms; update() every turn of a tight loop over a non-blocking UDP socket, flush after each send; one thread per side; no crypto".into(),
-        rtt64,
-        rtt512: rtt(512, w).0,
-        bulk_mib_s: b.map(|x| x.0),
-        bulk_checksum_ok: b.map(|x| x.1),
-        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget).map(|x| x.0),
-        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget).map(|x| x.0),
-        handshake,
-        notes: vec!["no handshake: \"handshake\" is create-and-send to the first byte at the server".into()],
-    }
+    let mut results = reliable_results(
+        "kcp (turbo)",
+        "kcp 0.6, nodelay(true, 10, 2, nc), wnd 1024/1024, mtu 1400, min RTO 10 ms; update() every turn of a tight loop over a non-blocking UDP socket, flush after each send; one thread per side; no crypto",
+        w,
+        rtt,
+        bulk,
+    );
+    results.notes =
+        vec!["no handshake: \"handshake\" is create-and-send to the first byte at the server".into()];
+    results
 }

@@ -11,7 +11,7 @@ use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
 
 use crate::relay::Relay;
-use crate::stats::{payload, Percentiles, Results};
+use crate::stats::{mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
 
 const PIPE: CourierId = CourierId(1);
@@ -148,7 +148,7 @@ fn bulk(busy: bool, bytes: usize, lossy: Option<(Duration, f64)>, budget: Durati
             })
             .ok()?;
         if done {
-            return Some(bytes as f64 / t.elapsed().as_secs_f64() / (1 << 20) as f64);
+            return Some(mib_per_s(bytes, t.elapsed()));
         }
     }
     None

@@ -14,7 +14,7 @@ use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, MessageCourier};
 
 use crate::relay::Relay;
-use crate::stats::{payload, Percentiles, Results};
+use crate::stats::{mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
 
 pub struct Node {
@@ -188,7 +188,7 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
         client.turn();
     }
     let done = receiver.join().ok()??;
-    Some(bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64)
+    Some(mib_per_s(bytes, done - t))
 }
 
 pub fn run(w: &Work) -> Results {

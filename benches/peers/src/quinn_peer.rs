@@ -10,7 +10,7 @@ use quinn::{ClientConfig, Endpoint, ServerConfig};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 use crate::relay::Relay;
-use crate::stats::{checksum, payload, Fnv, Percentiles, Results};
+use crate::stats::{checksum, mib_per_s, payload, Fnv, Percentiles, Results};
 use crate::work::Work;
 
 fn configs() -> (ServerConfig, ClientConfig) {
@@ -142,10 +142,7 @@ async fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) ->
     tokio::time::timeout(budget, sending).await.ok()??;
     let (done, sum) = tokio::time::timeout(budget, sink).await.ok()?.ok()??;
     conn.close(0u32.into(), b"done");
-    Some((
-        bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64,
-        sum == expected,
-    ))
+    Some((mib_per_s(bytes, done - t), sum == expected))
 }
 
 pub fn run(w: &Work) -> Vec<Results> {

@@ -12,7 +12,7 @@ use renet_netcode::{
 };
 
 use crate::relay::Relay;
-use crate::stats::{checksum, payload, Fnv, Percentiles, Results};
+use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
 use crate::work::Work;
 
 const PROTOCOL: u64 = 7;
@@ -201,25 +201,15 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
         }
     }
     let (done, sum) = sink.join().ok()??;
-    Some((
-        bytes as f64 / (done - t).as_secs_f64() / (1 << 20) as f64,
-        sum == expected,
-    ))
+    Some((mib_per_s(bytes, done - t), sum == expected))
 }
 
 pub fn run(w: &Work) -> Results {
-    let (rtt64, handshake) = rtt(64, w);
-    let b = bulk(w.bulk_bytes, None, w.budget);
-    Results {
-        library: "renet 2 + netcode".into(),
-        mode: "renet 2.0 + renet_netcode (unsecure mode), default ConnectionConfig, ReliableOrdered channel; update + send_packets every turn of a tight loop, one thread per side; no crypto".into(),
-        rtt64,
-        rtt512: rtt(512, w).0,
-        bulk_mib_s: b.map(|x| x.0),
-        bulk_checksum_ok: b.map(|x| x.1),
-        lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget).map(|x| x.0),
-        lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget).map(|x| x.0),
-        handshake,
-        notes: Vec::new(),
-    }
+    reliable_results(
+        "renet 2 + netcode",
+        "renet 2.0 + renet_netcode (unsecure mode), default ConnectionConfig, ReliableOrdered channel; update + send_packets every turn of a tight loop, one thread per side; no crypto",
+        w,
+        rtt,
+        bulk,
+    )
 }

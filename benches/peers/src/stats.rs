@@ -2,6 +2,38 @@
 
 use std::time::Duration;
 
+use crate::work::Work;
+
+/// Goodput of `bytes` moved in `took`, in MiB/s.
+pub fn mib_per_s(bytes: usize, took: Duration) -> f64 {
+    bytes as f64 / took.as_secs_f64() / (1 << 20) as f64
+}
+
+/// A peer's `rtt(size, work)`: percentiles and the handshake time.
+pub type RttRun = fn(usize, &Work) -> (Option<Percentiles>, Option<Duration>);
+/// A peer's `bulk(bytes, lossy relay, budget)`: MiB/s and the checksum check.
+pub type BulkRun = fn(usize, Option<(Duration, f64)>, Duration) -> Option<(f64, bool)>;
+
+/// The figures a reliable peer reports, from its own `rtt` and `bulk`:
+/// 64- and 512-byte round trips, a clean bulk run and two lossy ones.
+pub fn reliable_results(library: &str, mode: &str, w: &Work, rtt: RttRun, bulk: BulkRun) -> Results {
+    let (rtt64, handshake) = rtt(64, w);
+    let b = bulk(w.bulk_bytes, None, w.budget);
+    let lossy = |loss| bulk(w.lossy_bytes, Some((w.relay_delay, loss)), w.budget).map(|x| x.0);
+    Results {
+        library: library.into(),
+        mode: mode.into(),
+        rtt64,
+        rtt512: rtt(512, w).0,
+        bulk_mib_s: b.map(|x| x.0),
+        bulk_checksum_ok: b.map(|x| x.1),
+        lossy1_mib_s: lossy(0.01),
+        lossy5_mib_s: lossy(0.05),
+        handshake,
+        notes: Vec::new(),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     pub library: String,

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use crate::stats::{checksum, payload, Percentiles, Results};
+use crate::stats::{checksum, mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
 
 fn pair() -> Option<(TcpStream, TcpStream, std::time::Duration)> {
@@ -64,10 +64,7 @@ fn bulk(w: &Work) -> Option<(f64, bool)> {
     });
     c.write_all(&data).ok()?;
     let (sum, took) = sink.join().ok()??;
-    Some((
-        total as f64 / took.as_secs_f64() / (1 << 20) as f64,
-        sum == expected,
-    ))
+    Some((mib_per_s(total, took), sum == expected))
 }
 
 pub fn run(w: &Work) -> Results {

@@ -5,7 +5,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use crate::stats::{payload, Percentiles, Results};
+use crate::stats::{mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
 
 fn rtt(size: usize, w: &Work) -> Option<Percentiles> {
@@ -76,7 +76,7 @@ fn bulk(w: &Work) -> Option<f64> {
         let _ = client.send(chunk);
     }
     let (got, took) = sink.join().ok()?;
-    Some(got as f64 / took?.as_secs_f64().max(1e-9) / (1 << 20) as f64)
+    Some(mib_per_s(got, took?.max(Duration::from_nanos(1))))
 }
 
 pub fn run(w: &Work) -> Results {
