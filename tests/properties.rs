@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{CourierId, CourierScope, EndpointConfig};
+use octolink::{CourierId, EndpointConfig};
 use proptest::prelude::*;
 
 fn link_strategy() -> impl Strategy<Value = LinkConfig> {
@@ -50,9 +50,7 @@ proptest! {
         let mut sim = pair(seed, link, cfg);
         let took = establish(&mut sim, Duration::from_secs(120));
         prop_assert!(took.is_some(), "no session");
-        let (a, b) = (id(&sim, 0), id(&sim, 1));
-        let tx = sim.nodes[0].endpoint.register_courier(CourierScope::Peer(b), CourierId(1), Box::new(Probe::new(5, 300))).unwrap();
-        let rx = sim.nodes[1].endpoint.register_courier(CourierScope::Peer(a), CourierId(1), Box::new(Probe::new(5, 300))).unwrap();
+        let (tx, rx) = probes_both_ways(&mut sim, CourierId(1), || Probe::new(5, 300));
         for i in 0..20u32 {
             let now = sim.now();
             let mut msg = vec![(i % 251) as u8; 300];

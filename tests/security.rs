@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{CourierId, CourierScope, DropReason, EndpointConfig, Event, TrustStore};
+use octolink::{CourierId, DropReason, EndpointConfig, Event, TrustStore};
 
 const PROBE: CourierId = CourierId(7);
 
@@ -17,15 +17,7 @@ const PROBE: CourierId = CourierId(7);
 fn with_traffic(seed: u64, count: usize) -> (Sim, octolink::CourierHandle, octolink::CourierHandle) {
     let mut sim = pair(seed, LinkConfig::default(), EndpointConfig::default());
     sim.capture = true;
-    let (a, b) = (id(&sim, 0), id(&sim, 1));
-    let ha = sim.nodes[0]
-        .endpoint
-        .register_courier(CourierScope::Peer(b), PROBE, Box::new(Probe::new(10, 64)))
-        .unwrap();
-    let hb = sim.nodes[1]
-        .endpoint
-        .register_courier(CourierScope::Peer(a), PROBE, Box::new(Probe::new(10, 64)))
-        .unwrap();
+    let (ha, hb) = probes_both_ways(&mut sim, PROBE, || Probe::new(10, 64));
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     let now = sim.now();
     for i in 0..count {
@@ -99,15 +91,7 @@ fn bit_flipped_packets_are_rejected_counted_and_change_nothing() {
 #[test]
 fn corrupting_link_never_delivers_corrupt_data() {
     let mut sim = pair(3, LinkConfig::default(), EndpointConfig::default());
-    let (a, b) = (id(&sim, 0), id(&sim, 1));
-    let ha = sim.nodes[0]
-        .endpoint
-        .register_courier(CourierScope::Peer(b), PROBE, Box::new(Probe::new(10, 64)))
-        .unwrap();
-    let hb = sim.nodes[1]
-        .endpoint
-        .register_courier(CourierScope::Peer(a), PROBE, Box::new(Probe::new(10, 64)))
-        .unwrap();
+    let (ha, hb) = probes_both_ways(&mut sim, PROBE, || Probe::new(10, 64));
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     sim.link_mut(0, 1).corrupt = 0.3;
     for round in 0..50 {

@@ -10,6 +10,26 @@ use octolink::{Courier, CourierContext, EndpointConfig, Event, Mandate, NodeId, 
 #[allow(unused_imports)]
 pub use octolink::sim::fixture_identity as identity;
 
+/// A `probe` courier on each of nodes 0 and 1, scoped to the other, under
+/// courier id `id`; returns their handles.
+pub fn probes_both_ways(
+    sim: &mut Sim,
+    id: octolink::CourierId,
+    probe: impl Fn() -> Probe,
+) -> (octolink::CourierHandle, octolink::CourierHandle) {
+    let (a, b) = (self::id(sim, 0), self::id(sim, 1));
+    let scope = octolink::CourierScope::Peer;
+    let ha = sim.nodes[0]
+        .endpoint
+        .register_courier(scope(b), id, Box::new(probe()))
+        .unwrap();
+    let hb = sim.nodes[1]
+        .endpoint
+        .register_courier(scope(a), id, Box::new(probe()))
+        .unwrap();
+    (ha, hb)
+}
+
 /// Two paired nodes, `a` (node 0) and `b` (node 1), over `link`.
 pub fn pair(seed: u64, link: LinkConfig, config: EndpointConfig) -> Sim {
     Sim::with_fixture_nodes(seed, &["a", "b"], link, config)
