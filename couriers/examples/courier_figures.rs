@@ -45,15 +45,6 @@ fn blob_goodput(loss: f64) -> (Duration, f64, f64) {
         LinkConfig::lossy(Duration::from_millis(10), loss),
         cfg,
     );
-    let (a, b) = (sim.id(0), sim.id(1));
-    let tx = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
-            CourierId(5),
-            Box::new(BlobCourier::new(BlobConfig::default())),
-        )
-        .unwrap();
     let rx_cfg = BlobConfig {
         acceptor: Acceptor::Custom(Box::new(|_, size| {
             Ok(Box::new(PatternSink(size)) as Box<dyn BlobSink>)
@@ -61,11 +52,10 @@ fn blob_goodput(loss: f64) -> (Duration, f64, f64) {
         max_incoming_size: u64::MAX,
         ..BlobConfig::default()
     };
-    let rx = sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(a),
+    let (tx, rx) = sim
+        .register_each_way(
             CourierId(5),
+            Box::new(BlobCourier::new(BlobConfig::default())),
             Box::new(BlobCourier::new(rx_cfg)),
         )
         .unwrap();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{Courier, CourierContext, CourierHandle, CourierId, CourierScope, EndpointConfig};
+use octolink::{Courier, CourierContext, CourierHandle, CourierId, EndpointConfig};
 use octolink_couriers::blob::{Acceptor, BlobConfig, BlobSource};
 use octolink_couriers::{BlobCourier, BlobEvent};
 use sha2::{Digest, Sha256};
@@ -63,18 +63,12 @@ fn pair(seed: u64, link: LinkConfig, receiver: BlobConfig) -> Pair {
         ..EndpointConfig::default()
     };
     let mut sim = Sim::with_fixture_nodes(seed, &["a", "b"], link, cfg);
-    let (a, b) = (sim.id(0), sim.id(1));
-    let tx = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
+    let (tx, rx) = sim
+        .register_each_way(
             ID,
             Box::new(BlobCourier::new(BlobConfig::default())),
+            Box::new(BlobCourier::new(receiver)),
         )
-        .unwrap();
-    let rx = sim.nodes[1]
-        .endpoint
-        .register_courier(CourierScope::Peer(a), ID, Box::new(BlobCourier::new(receiver)))
         .unwrap();
     sim.connect(0, 1, Duration::from_secs(30)).expect("connects");
     Pair { sim, tx, rx }

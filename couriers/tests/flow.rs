@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{CourierHandle, CourierId, CourierScope, EndpointConfig, Event};
+use octolink::{CourierHandle, CourierId, EndpointConfig, Event};
 use octolink_couriers::blob::{Acceptor, BlobConfig, BlobSource};
 use octolink_couriers::{BlobCourier, BlobEvent};
 
@@ -22,25 +22,15 @@ fn setup(link: LinkConfig) -> (Sim, CourierHandle, CourierHandle) {
         ..EndpointConfig::default()
     };
     let mut sim = Sim::with_fixture_nodes(1, &["a", "b"], link, cfg);
-    let (a, b) = (sim.id(0), sim.id(1));
-    let tx = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
-            CourierId(5),
-            Box::new(BlobCourier::new(BlobConfig::default())),
-        )
-        .unwrap();
     let rx_cfg = BlobConfig {
         acceptor: Acceptor::Custom(Box::new(|_, _| Ok(Box::new(Discard)))),
         max_incoming_size: u64::MAX,
         ..BlobConfig::default()
     };
-    let rx = sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(a),
+    let (tx, rx) = sim
+        .register_each_way(
             CourierId(5),
+            Box::new(BlobCourier::new(BlobConfig::default())),
             Box::new(BlobCourier::new(rx_cfg)),
         )
         .unwrap();

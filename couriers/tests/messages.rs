@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use octolink::sim::{BurstLoss, LinkConfig, Sim};
 use octolink::stream::{Delivery, PushError, StreamConfig, StreamEvent};
-use octolink::{CourierHandle, CourierId, CourierScope, EndpointConfig};
+use octolink::{CourierHandle, CourierId, EndpointConfig};
 use octolink_couriers::{CommandCourier, CommandEvent, MessageCourier};
 
 const ID: CourierId = CourierId(3);
@@ -16,14 +16,8 @@ fn setup<C: octolink::Courier>(
     make: impl Fn() -> C,
 ) -> (Sim, CourierHandle, CourierHandle) {
     let mut sim = Sim::with_fixture_nodes(seed, &["a", "b"], link, EndpointConfig::default());
-    let (a, b) = (sim.id(0), sim.id(1));
-    let h0 = sim.nodes[0]
-        .endpoint
-        .register_courier(CourierScope::Peer(b), ID, Box::new(make()))
-        .unwrap();
-    let h1 = sim.nodes[1]
-        .endpoint
-        .register_courier(CourierScope::Peer(a), ID, Box::new(make()))
+    let (h0, h1) = sim
+        .register_each_way(ID, Box::new(make()), Box::new(make()))
         .unwrap();
     sim.connect(0, 1, Duration::from_secs(60)).expect("connects");
     (sim, h0, h1)
@@ -198,39 +192,20 @@ fn commands_jump_ahead_of_bulk_traffic() {
         ..LinkConfig::default()
     };
     let mut sim = Sim::with_fixture_nodes(5, &["a", "b"], link, EndpointConfig::default());
-    let (a, b) = (sim.id(0), sim.id(1));
     let mut bulk_cfg = StreamConfig::new(Delivery::ReliableOrdered);
     bulk_cfg.max_queued = 10_000;
     bulk_cfg.max_queued_bytes = 4 << 20;
-    let bulk = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
+    let (bulk, _) = sim
+        .register_each_way(
             CourierId(1),
+            Box::new(MessageCourier::new(bulk_cfg, 10)),
             Box::new(MessageCourier::new(bulk_cfg, 10)),
         )
         .unwrap();
-    sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(a),
-            CourierId(1),
-            Box::new(MessageCourier::new(bulk_cfg, 10)),
-        )
-        .unwrap();
-    let cmd = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
+    let (cmd, cmd_rx) = sim
+        .register_each_way(
             CourierId(2),
             Box::new(CommandCourier::new()),
-        )
-        .unwrap();
-    let cmd_rx = sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(a),
-            CourierId(2),
             Box::new(CommandCourier::new()),
         )
         .unwrap();

@@ -3,25 +3,15 @@
 use std::time::Duration;
 
 use octolink::sim::{LinkConfig, Sim};
-use octolink::{CourierHandle, CourierId, CourierScope, EndpointConfig};
+use octolink::{CourierHandle, CourierId, EndpointConfig};
 use octolink_couriers::{TelemetryConfig, TelemetryCourier, TelemetryEvent};
 
 fn setup(link: LinkConfig, cfg: TelemetryConfig) -> (Sim, CourierHandle, CourierHandle) {
     let mut sim = Sim::with_fixture_nodes(1, &["a", "b"], link, EndpointConfig::default());
-    let (a, b) = (sim.id(0), sim.id(1));
-    let tx = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(b),
+    let (tx, rx) = sim
+        .register_each_way(
             CourierId(9),
             Box::new(TelemetryCourier::new(cfg)),
-        )
-        .unwrap();
-    let rx = sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(a),
-            CourierId(9),
             Box::new(TelemetryCourier::new(cfg)),
         )
         .unwrap();

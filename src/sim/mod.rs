@@ -391,6 +391,24 @@ impl Sim {
         self.nodes[node].events.iter().map(|(_, e)| e)
     }
 
+    /// Registers `on_0` on node 0, scoped to node 1, and `on_1` on node 1,
+    /// scoped to node 0, both under `id`; returns their handles.
+    pub fn register_each_way(
+        &mut self,
+        id: crate::CourierId,
+        on_0: Box<dyn crate::Courier>,
+        on_1: Box<dyn crate::Courier>,
+    ) -> Result<(crate::CourierHandle, crate::CourierHandle), crate::ApiError> {
+        let (a, b) = (self.id(0), self.id(1));
+        let h0 = self.nodes[0]
+            .endpoint
+            .register_courier(crate::CourierScope::Peer(b), id, on_0)?;
+        let h1 = self.nodes[1]
+            .endpoint
+            .register_courier(crate::CourierScope::Peer(a), id, on_1)?;
+        Ok((h0, h1))
+    }
+
     /// A node's ID.
     pub fn id(&self, node: usize) -> crate::NodeId {
         self.nodes[node].endpoint.node_id()

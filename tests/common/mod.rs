@@ -17,17 +17,8 @@ pub fn probes_both_ways(
     id: octolink::CourierId,
     probe: impl Fn() -> Probe,
 ) -> (octolink::CourierHandle, octolink::CourierHandle) {
-    let (a, b) = (self::id(sim, 0), self::id(sim, 1));
-    let scope = octolink::CourierScope::Peer;
-    let ha = sim.nodes[0]
-        .endpoint
-        .register_courier(scope(b), id, Box::new(probe()))
-        .unwrap();
-    let hb = sim.nodes[1]
-        .endpoint
-        .register_courier(scope(a), id, Box::new(probe()))
-        .unwrap();
-    (ha, hb)
+    sim.register_each_way(id, Box::new(probe()), Box::new(probe()))
+        .unwrap()
 }
 
 /// Two paired nodes, `a` (node 0) and `b` (node 1), over `link`.
