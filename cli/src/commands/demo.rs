@@ -161,9 +161,11 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         None
     };
     let agent_addr = relay.as_ref().map_or(agent.channel.local_addr(), |r| r.addr);
+    // The flood goes to the agent's own socket, not through the relay: the
+    // relay would give it the remote's source address and route replies to it.
     let flood = if args.flood {
         say.line("flood     junk and SYNs forged in the remote's name, at full speed");
-        Some(Flood::start(agent_addr, remote_id.id(), agent_id.id())?)
+        Some(Flood::start(agent.channel.local_addr(), remote_id.id(), agent_id.id())?)
     } else {
         None
     };
