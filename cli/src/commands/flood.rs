@@ -3,17 +3,17 @@
 //! name (garbage signatures), from a socket the agent has never trusted.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use octolink::NodeId;
 use rand::{Rng, RngCore, SeedableRng};
 
+use super::worker::Worker;
+
 pub struct Flood {
     pub sent: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 /// A SYN from `claimed` to `target` with random key material and a random
@@ -45,9 +45,8 @@ impl Flood {
         let socket = UdpSocket::bind("127.0.0.1:0")?;
         socket.connect(target)?;
         let sent = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, s) = (Arc::clone(&sent), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
+        let count = Arc::clone(&sent);
+        let worker = Worker::spawn(move |s| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(0xf100d);
             let mut junk = [0u8; 600];
             let mut n = 0u64;
@@ -69,18 +68,8 @@ impl Flood {
         });
         Ok(Self {
             sent,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
-    }
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -8,3 +8,4 @@ mod relay;
 pub mod run;
 pub mod top;
 pub mod transfer;
+mod worker;

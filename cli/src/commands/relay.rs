@@ -2,19 +2,19 @@
 //! and one server on loopback, dropping a seeded random share.
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
+
+use super::worker::Worker;
 
 pub struct Relay {
     pub addr: SocketAddr,
     pub forwarded: Arc<AtomicU64>,
     pub dropped: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _worker: Worker,
 }
 
 impl Relay {
@@ -25,9 +25,8 @@ impl Relay {
         socket.set_read_timeout(Some(Duration::from_millis(50)))?;
         let addr = socket.local_addr()?;
         let (forwarded, dropped): (Arc<AtomicU64>, Arc<AtomicU64>) = (Arc::default(), Arc::default());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (f, d, s) = (Arc::clone(&forwarded), Arc::clone(&dropped), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
+        let (f, d) = (Arc::clone(&forwarded), Arc::clone(&dropped));
+        let worker = Worker::spawn(move |s| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut client: Option<SocketAddr> = None;
             let mut buf = [0u8; 2048];
@@ -57,17 +56,7 @@ impl Relay {
             addr,
             forwarded,
             dropped,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
