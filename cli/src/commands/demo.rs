@@ -165,7 +165,11 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     // relay would give it the remote's source address and route replies to it.
     let flood = if args.flood {
         say.line("flood     junk and SYNs forged in the remote's name, at full speed");
-        Some(Flood::start(agent.channel.local_addr(), remote_id.id(), agent_id.id())?)
+        Some(Flood::start(
+            agent.channel.local_addr(),
+            remote_id.id(),
+            agent_id.id(),
+        )?)
     } else {
         None
     };
