@@ -33,8 +33,7 @@ impl BlobSink for PatternSink {
     }
 }
 
-fn blob_goodput(loss: f64) -> (Duration, f64, f64) {
-    let size = 64u64 << 20;
+fn blob_goodput(loss: f64, size: u64) -> (Duration, f64, f64) {
     let cfg = EndpointConfig {
         max_datagram: 1452,
         ..EndpointConfig::default()
@@ -70,6 +69,17 @@ fn blob_goodput(loss: f64) -> (Duration, f64, f64) {
         .unwrap();
     loop {
         sim.run_for(Duration::from_millis(20));
+        if std::env::var_os("COURIER_FIGURES_TRACE").is_some() {
+            let s = &sim.nodes[0].endpoint.stats().sessions[0];
+            eprintln!(
+                "{:?} cwnd {} inflight {} sent {} rate {}",
+                sim.elapsed() - start,
+                s.congestion_window,
+                s.bytes_in_flight,
+                s.sent.packets,
+                s.send_rate
+            );
+        }
         let c = sim.nodes[1].endpoint.courier_mut::<BlobCourier>(rx).unwrap();
         if std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, BlobEvent::Completed { .. })) {
             break;
@@ -79,6 +89,9 @@ fn blob_goodput(loss: f64) -> (Duration, f64, f64) {
     let took = sim.elapsed() - start;
     let s = sim.nodes[0].endpoint.stats().sessions[0].clone();
     let overhead = s.sent.bytes as f64 / size as f64 - 1.0;
+    if std::env::var_os("COURIER_FIGURES_DEBUG").is_some() {
+        eprintln!("{s:?}");
+    }
     (
         took,
         size as f64 / took.as_secs_f64() / (1 << 20) as f64,
@@ -138,12 +151,22 @@ fn staleness(loss: f64) -> (Duration, Duration, Duration) {
     (pct(0.5), pct(0.99), *samples.last().unwrap())
 }
 
+/// `COURIER_FIGURES_LOSSES=0,5` and `COURIER_FIGURES_MIB=8` narrow a run.
+fn env_list(name: &str, default: &[f64]) -> Vec<f64> {
+    std::env::var(name).map_or_else(
+        |_| default.to_vec(),
+        |v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+    )
+}
+
 fn main() {
-    println!("64 MiB blob, 20 ms RTT, 1452-byte datagrams (simulated):\n");
+    let mib = env_list("COURIER_FIGURES_MIB", &[64.0])[0];
+    let losses = env_list("COURIER_FIGURES_LOSSES", &[0.0, 1.0, 10.0]);
+    println!("{mib} MiB blob, 20 ms RTT, 1452-byte datagrams (simulated):\n");
     println!("| loss | time | goodput | bytes on the wire beyond the blob |");
     println!("|---|---|---|---|");
-    for loss in [0.0, 0.01, 0.10] {
-        let (took, mib_s, overhead) = blob_goodput(loss);
+    for loss in losses.iter().map(|l| l / 100.0) {
+        let (took, mib_s, overhead) = blob_goodput(loss, (mib * (1 << 20) as f64) as u64);
         println!(
             "| {:.0}% | {:.1} s | {:.2} MiB/s | {:.1}% |",
             loss * 100.0,

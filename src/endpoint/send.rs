@@ -382,7 +382,7 @@ impl Endpoint {
         }
         s.recovery
             .on_sent(header.packet_number, now, len, eliciting, &frames);
-        if !s.window_open() {
+        if s.cc.is_window_limited(s.recovery.bytes_in_flight) {
             s.window_limited = true;
         }
         self.frames_scratch = frames;
