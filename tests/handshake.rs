@@ -68,6 +68,36 @@ fn simultaneous_open_gives_exactly_one_session() {
 }
 
 #[test]
+fn a_node_dialling_a_stale_address_does_not_shut_out_the_peer_that_dials_it() {
+    // The agent knows the remote's address from an earlier run and keeps
+    // dialling it; the remote came back on a new port and dials the agent.
+    // The SYNs do not cross on one path, so there is no duel to win: the
+    // agent answers, whichever of the two has the lower id.
+    for agent in [0usize, 1] {
+        let cfg = EndpointConfig {
+            connect_all: true,
+            ..EndpointConfig::default()
+        };
+        let mut sim = pair(11, LinkConfig::lossy(Duration::from_millis(5), 0.0), cfg);
+        let remote = 1 - agent;
+        sim.change_address(remote, "10.9.9.9:4242".parse().unwrap());
+        sim.run_for(Duration::from_millis(50));
+        let (now, agent_id) = (sim.now(), id(&sim, agent));
+        sim.nodes[remote].endpoint.connect(now, &agent_id).unwrap();
+        assert!(
+            sim.run_until_cond(Duration::from_secs(3), |s| connected(s, 0, 1)),
+            "agent {agent}: {:?}",
+            sim.nodes[agent]
+                .endpoint
+                .stats()
+                .drops
+                .nonzero()
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn a_restart_of_either_side_re_establishes_within_a_few_seconds() {
     for restarted in [0usize, 1] {
         let cfg = EndpointConfig {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Interest, Poll, Token};
 
-use super::{ChannelError, Command, SHUTDOWN_LINGER};
+use super::{ChannelError, Command, SHUTDOWN_DRAIN, SHUTDOWN_LINGER};
 use crate::wire::MAX_DATAGRAM;
 use crate::{Endpoint, Event};
 
@@ -117,33 +117,43 @@ impl EventLoop {
                     Command::Shutdown => return self.shut_down(),
                 }
             }
-            let drained = self.receive()?;
-            let now = Instant::now();
-            if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-                self.endpoint.handle_timeout(now);
-            }
-            self.transmit()?;
-            self.forward_events();
-            self.save_trust_if_due()?;
-            // Readiness is edge-triggered: a socket left undrained raises no
-            // new event, so come straight back for the rest.
-            let timeout = if !drained || self.busy_poll || Instant::now() < self.spin_until {
-                Some(Duration::ZERO)
-            } else {
-                self.endpoint.poll_timeout().map(|t| {
-                    let d = t.saturating_duration_since(Instant::now());
-                    if d < SPIN_BELOW {
-                        Duration::ZERO
-                    } else {
-                        d
-                    }
-                })
-            };
-            match self.poll.poll(&mut mio_events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.turn(&mut mio_events, None)?;
+        }
+    }
+
+    /// One pass: read, run due timers, send, hand events over, then wait
+    /// for the socket, a command or the next timer (at most `max_wait`).
+    fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
+        let drained = self.receive()?;
+        let now = Instant::now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.transmit()?;
+        self.forward_events();
+        self.save_trust_if_due()?;
+        // Readiness is edge-triggered: a socket left undrained raises no
+        // new event, so come straight back for the rest.
+        let timeout = if !drained || self.busy_poll || Instant::now() < self.spin_until {
+            Some(Duration::ZERO)
+        } else {
+            self.endpoint.poll_timeout().map(|t| {
+                let d = t.saturating_duration_since(Instant::now());
+                if d < SPIN_BELOW {
+                    Duration::ZERO
+                } else {
+                    d
+                }
+            })
+        };
+        let timeout = match (timeout, max_wait) {
+            (Some(t), Some(m)) => Some(t.min(m)),
+            (t, m) => t.or(m),
+        };
+        match self.poll.poll(mio_events, timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -300,6 +310,14 @@ impl EventLoop {
 
     /// Closes every session, lets the close frames go, saves the store.
     fn shut_down(&mut self) -> Result<(), ChannelError> {
+        // Drain first: what the application sent last (a transfer's
+        // completion, a final command) would otherwise die with the session
+        // if its packet was lost, and the peer would see a failure.
+        let mut mio_events = Events::with_capacity(16);
+        let until = Instant::now() + SHUTDOWN_DRAIN;
+        while self.endpoint.has_unacknowledged() && Instant::now() < until {
+            self.turn(&mut mio_events, Some(Duration::from_millis(5)))?;
+        }
         let now = Instant::now();
         let peers: Vec<_> = self.endpoint.connected_peers().collect();
         for p in peers {

@@ -336,3 +336,6 @@ impl Drop for CommsChannel {
 
 /// How long the loop lingers at shutdown for close frames to go out.
 const SHUTDOWN_LINGER: Duration = Duration::from_millis(20);
+/// How long shutdown waits at most for sent packets to be acknowledged
+/// (several probe timeouts on a 100 ms, lossy link).
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);

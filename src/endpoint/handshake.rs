@@ -164,9 +164,12 @@ impl Endpoint {
                 return self.drop_datagram(DropReason::StaleSyn);
             }
         }
-        // ID duel: both sides sent a SYN at once.
+        // ID duel: both sides sent a SYN at once, each to where the other
+        // is. Our SYN to another address (a stale one from the associates
+        // file, say) is no duel: the peer is evidently at `from`, and
+        // winning there would shut it out for as long as we keep dialling.
         if let Some(out) = p.outgoing.as_ref() {
-            if self.identity.id().wins_duel_against(&peer) {
+            if out.addr == from && self.identity.id().wins_duel_against(&peer) {
                 return self.drop_datagram(DropReason::DuelLost);
             }
             let id = out.local_id;

@@ -489,6 +489,14 @@ impl Endpoint {
         self.events.pop_front()
     }
 
+    /// Whether any session has packets the peer has not acknowledged yet.
+    pub fn has_unacknowledged(&self) -> bool {
+        self.peers
+            .values()
+            .filter_map(|p| p.session.as_ref())
+            .any(|s| s.is_active() && s.recovery.bytes_in_flight > 0)
+    }
+
     /// A snapshot of the counters, with one entry per session and per
     /// courier.
     pub fn stats(&self) -> Stats {
