@@ -195,6 +195,13 @@ pub trait Courier: Any + Send {
         0
     }
 
+    /// Reliable messages handed to this courier that the peer has not yet
+    /// acknowledged (queued, waiting to be re-sent, or in flight). A
+    /// graceful shutdown waits, briefly, for these to reach zero. Optional.
+    fn unsettled(&self) -> usize {
+        0
+    }
+
     /// When the courier next needs [`Courier::on_timer`] (for deadlines
     /// that do not involve sending). Optional.
     fn next_timer(&self) -> Option<Instant> {

@@ -125,6 +125,9 @@ macro_rules! delegate_courier {
             fn queue_depth(&self) -> usize {
                 self.inner.queue_depth()
             }
+            fn unsettled(&self) -> usize {
+                self.inner.unsettled()
+            }
             fn next_timer(&self) -> Option<Instant> {
                 self.inner.next_timer()
             }

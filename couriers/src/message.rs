@@ -130,6 +130,10 @@ impl Courier for MessageCourier {
         self.tx.queue_depth()
     }
 
+    fn unsettled(&self) -> usize {
+        self.tx.unsettled()
+    }
+
     fn next_timer(&self) -> Option<Instant> {
         self.tx.next_deadline()
     }

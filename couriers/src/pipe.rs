@@ -153,4 +153,8 @@ impl Courier for PipeCourier {
     fn queue_depth(&self) -> usize {
         self.tx.queue_depth() + self.outbox.len()
     }
+
+    fn unsettled(&self) -> usize {
+        self.tx.unsettled() + self.outbox.len()
+    }
 }

@@ -312,10 +312,12 @@ impl EventLoop {
     fn shut_down(&mut self) -> Result<(), ChannelError> {
         // Drain first: what the application sent last (a transfer's
         // completion, a final command) would otherwise die with the session
-        // if its packet was lost, and the peer would see a failure.
+        // if its packet was lost, and the peer would see a failure. Only
+        // couriers' reliable messages count: a session always has some
+        // keepalive or state packet in flight.
         let mut mio_events = Events::with_capacity(16);
         let until = Instant::now() + SHUTDOWN_DRAIN;
-        while self.endpoint.has_unacknowledged() && Instant::now() < until {
+        while self.endpoint.has_unsettled() && Instant::now() < until {
             self.turn(&mut mio_events, Some(Duration::from_millis(5)))?;
         }
         let now = Instant::now();

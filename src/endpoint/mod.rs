@@ -489,12 +489,17 @@ impl Endpoint {
         self.events.pop_front()
     }
 
-    /// Whether any session has packets the peer has not acknowledged yet.
-    pub fn has_unacknowledged(&self) -> bool {
-        self.peers
-            .values()
-            .filter_map(|p| p.session.as_ref())
-            .any(|s| s.is_active() && s.recovery.bytes_in_flight > 0)
+    /// Whether a courier serving a live session holds reliable messages
+    /// the peer has not acknowledged: what a graceful shutdown waits for.
+    pub fn has_unsettled(&self) -> bool {
+        let live = |peer: &NodeId| self.peers.get(peer).and_then(|p| p.active_session()).is_some();
+        self.couriers.iter().flatten().any(|c| {
+            c.courier.unsettled() > 0
+                && match c.scope {
+                    CourierScope::Peer(peer) => live(&peer),
+                    CourierScope::Broadcast => self.peers.keys().any(live),
+                }
+        })
     }
 
     /// A snapshot of the counters, with one entry per session and per

@@ -165,6 +165,12 @@ impl SendStream {
             }
     }
 
+    /// Messages queued, waiting to be re-sent, or sent and not yet
+    /// acknowledged: zero once everything pushed is settled.
+    pub fn unsettled(&self) -> usize {
+        self.queue_depth() + self.unacked()
+    }
+
     /// Messages sent and not yet acknowledged (reliable modes).
     pub fn unacked(&self) -> usize {
         self.unacked.len()

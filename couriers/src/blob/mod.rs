@@ -659,6 +659,12 @@ impl Courier for BlobCourier {
         self.control_tx.queue_depth() + self.outgoing.len()
     }
 
+    /// Control messages only (offers, acceptances, completions): shutdown
+    /// waits for a transfer's last word, not for a transfer.
+    fn unsettled(&self) -> usize {
+        self.control_tx.unsettled()
+    }
+
     fn next_timer(&self) -> Option<Instant> {
         // Verification that fell behind continues on a timer.
         self.verify_due
