@@ -25,6 +25,17 @@ pub const PARAMS: &[(u16, &str, u8)] = &[
     (4, "mode", 255),
 ];
 
+/// The agent's wall clock, in ms since the Unix epoch, set with every
+/// publish. A remote whose clock agrees (the same host, or NTP/PTP) reads
+/// the state's staleness from it.
+pub const CLOCK_PARAM: u16 = 5;
+
+pub fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub fn param_id(name: &str) -> Result<u16> {
     match PARAMS.iter().find(|(_, n, _)| *n == name) {
         Some((id, _, _)) => Ok(*id),
@@ -44,6 +55,7 @@ pub fn define_params(state: &AgentState) {
             state.define(id, name, importance, &0.0f32)
         };
     }
+    let _ = state.define(CLOCK_PARAM, "clock", 255, &0u64);
 }
 
 /// Renders a parameter's current value.

@@ -9,7 +9,10 @@ use octolink_couriers::{BlobEvent, CommandEvent, StateEvent};
 
 use crate::error::Result;
 use crate::home::{create_private_dir, Home};
-use crate::node::{interrupted, keep_running, set_param, show_param, Node, NodeOptions, PARAMS};
+use crate::node::{
+    fmt_duration, interrupted, keep_running, set_param, show_param, wall_ms, Node, NodeOptions, CLOCK_PARAM,
+    PARAMS,
+};
 
 /// Prints one engine event in a stable, greppable form.
 pub fn print_event(node: &Node, e: &Event) {
@@ -75,10 +78,72 @@ fn print_courier_news(node: &Node) -> Result<()> {
         }
     }
     while let Some(StateEvent::Changed { param, .. }) = node.state.poll_event() {
+        if param == CLOCK_PARAM {
+            continue;
+        }
         let name = PARAMS.iter().find(|p| p.0 == param).map_or("?", |p| p.1);
         println!("state {name} = {}", show_param(&node.state, param));
     }
     Ok(())
+}
+
+/// The agent publishes its state at 20 Hz.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How old the agent's state is at the remote, from the agent's clock
+/// parameter: a histogram in milliseconds (the last bucket holds the rest).
+struct Staleness {
+    counts: Vec<u64>,
+    max_ms: u64,
+}
+
+impl Staleness {
+    fn new() -> Self {
+        Self {
+            counts: vec![0; 10_001],
+            max_ms: 0,
+        }
+    }
+
+    fn sample(&mut self, state: &octolink_couriers::AgentState) {
+        let Ok(v) = state.get::<u64>(Instant::now(), CLOCK_PARAM) else {
+            return;
+        };
+        if v.value == 0 {
+            return;
+        }
+        let ms = wall_ms().saturating_sub(v.value);
+        self.max_ms = self.max_ms.max(ms);
+        let last = self.counts.len() - 1;
+        self.counts[(ms as usize).min(last)] += 1;
+    }
+
+    fn percentile(&self, p: f64) -> u64 {
+        let total: u64 = self.counts.iter().sum();
+        let want = ((total as f64 * p).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (ms, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return ms as u64;
+            }
+        }
+        self.max_ms
+    }
+
+    /// One line for the end of a run, if anything was sampled.
+    fn summary(&self) -> Option<String> {
+        let total: u64 = self.counts.iter().sum();
+        (total > 0).then(|| {
+            let ms = |v: u64| fmt_duration(Duration::from_millis(v));
+            format!(
+                "staleness of the agent's state over {total} samples: p50 {}, p99 {}, max {} (by the agent's clock)",
+                ms(self.percentile(0.5)),
+                ms(self.percentile(0.99)),
+                ms(self.max_ms)
+            )
+        })
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -113,13 +178,14 @@ pub fn agent(home: &Home, bind: SocketAddr, dir: Option<PathBuf>, limit: Option<
                 print_event(&node, &e);
             }
         }
-        if last_publish.elapsed() >= Duration::from_millis(100) {
+        if last_publish.elapsed() >= PUBLISH_INTERVAL {
             last_publish = Instant::now();
-            battery = (battery - 0.0005).max(0.0);
+            battery = (battery - 0.00025).max(0.0);
             let t = started.elapsed().as_secs_f32();
             let now = Instant::now();
             node.state.set(now, 1, &battery)?;
             node.state.set(now, 3, &((t * 20.0) % 360.0))?;
+            node.state.set(now, CLOCK_PARAM, &wall_ms())?;
         }
         print_courier_news(&node)?;
     }
@@ -159,10 +225,12 @@ pub fn remote(
     let stop = interrupted();
     let started = Instant::now();
     let mut last_show = Instant::now();
+    let mut staleness = Staleness::new();
     while keep_running(&stop, started, limit) {
-        if let Ok(e) = node.channel.events().recv_timeout(Duration::from_millis(50)) {
+        if let Ok(e) = node.channel.events().recv_timeout(Duration::from_millis(20)) {
             print_event(&node, &e);
         }
+        staleness.sample(&node.state);
         print_courier_news(&node)?;
         if last_show.elapsed() >= Duration::from_secs(1) {
             last_show = Instant::now();
@@ -172,6 +240,9 @@ pub fn remote(
                 .collect();
             println!("{name}: {}", line.join("  "));
         }
+    }
+    if let Some(line) = staleness.summary() {
+        println!("{line}");
     }
     node.channel.shutdown()?;
     Ok(())

@@ -37,6 +37,7 @@ pub fn send(home: &Home, peer: &str, file: &Path, bind: SocketAddr) -> Result<()
         .send_file(&node.channel, file, 100)
         .map_err(|e| crate::error::CliError(e.to_string()))?;
     let bar = progress_bar(size);
+    let started = Instant::now();
     let mut last_progress = Instant::now();
     let outcome = loop {
         let _ = node.channel.events().recv_timeout(Duration::from_millis(50));
@@ -64,14 +65,33 @@ pub fn send(home: &Home, peer: &str, file: &Path, bind: SocketAddr) -> Result<()
         }
     };
     bar.finish_and_clear();
+    let took = started.elapsed();
+    let link = node
+        .channel
+        .stats()?
+        .sessions
+        .into_iter()
+        .find(|s| s.peer == peer);
     node.channel.shutdown()?;
     match outcome {
         Ok(sha) => {
             println!(
-                "sent {} ({size} bytes), verified sha256 {}",
+                "sent {} ({size} bytes) in {:.2} s, {:.2} MiB/s, verified sha256 {}",
                 file.display(),
+                took.as_secs_f64(),
+                size as f64 / took.as_secs_f64().max(1e-9) / f64::from(1 << 20),
                 hex(&sha)
             );
+            if let Some(s) = link {
+                println!(
+                    "link: {} packets sent, {} lost ({} taken as congestion), rtt {:?} (min {:?})",
+                    s.sent.packets,
+                    s.packets_lost,
+                    s.congestion_events,
+                    s.rtt.smoothed.unwrap_or_default(),
+                    s.rtt.min.unwrap_or_default()
+                );
+            }
             Ok(())
         }
         Err(reason) => fail!("transfer failed: {reason}"),
