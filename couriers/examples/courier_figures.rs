@@ -35,7 +35,10 @@ impl BlobSink for PatternSink {
 
 fn blob_goodput(loss: f64, size: u64) -> (Duration, f64, f64) {
     let cfg = EndpointConfig {
-        max_datagram: 1452,
+        max_datagram: std::env::var("COURIER_FIGURES_DATAGRAM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1452),
         ..EndpointConfig::default()
     };
     let mut sim = Sim::with_fixture_nodes(
