@@ -8,7 +8,7 @@ pub mod process;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 pub use process::Running;
 
@@ -36,8 +36,13 @@ pub struct Lab {
     pub remote_home: PathBuf,
 }
 
-/// Why the suite cannot run here, if it cannot.
+/// Why the suite cannot run here, if it cannot (probed once per run).
 pub fn unavailable() -> Option<String> {
+    static ANSWER: OnceLock<Option<String>> = OnceLock::new();
+    ANSWER.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
     if std::env::var_os("OCTOLINK_SKIP_NETNS").is_some() {
         return Some("OCTOLINK_SKIP_NETNS is set".into());
     }
