@@ -44,7 +44,15 @@ fn blob_goodput(loss: f64, size: u64) -> (Duration, f64, f64) {
     let mut sim = Sim::with_fixture_nodes(
         7,
         &["a", "b"],
-        LinkConfig::lossy(Duration::from_millis(10), loss),
+        LinkConfig::lossy(
+            Duration::from_millis(
+                std::env::var("COURIER_FIGURES_DELAY_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10),
+            ),
+            loss,
+        ),
         cfg,
     );
     let rx_cfg = BlobConfig {

@@ -13,6 +13,8 @@ use super::rtt::RttEstimator;
 const PACKET_THRESHOLD: u64 = 3;
 /// RFC 9002 kGranularity.
 const GRANULARITY: Duration = Duration::from_millis(1);
+/// In-flight packets whose frames a probe timeout re-sends.
+const PROBE_RETRANSMITS: usize = 2;
 /// Packets remembered at most; older ones count as lost (a peer that never
 /// acknowledges cannot make us remember without bound).
 const MAX_TRACKED: usize = 8192;
@@ -195,6 +197,30 @@ impl Recovery {
         self.trim();
     }
 
+    /// Declares the oldest [`PROBE_RETRANSMITS`] ack-eliciting packets in
+    /// flight lost, so that the probe carries their frames again (RFC 9002
+    /// §6.2.4 lets a probe retransmit). A lost lone packet (a transfer's
+    /// offer, the last of a burst) then goes again with the probe instead
+    /// of a round trip after it. At most two, unlike an RTO's go-back-N: a
+    /// delay spike costs two duplicate packets, not a window.
+    fn probe_with_oldest(&mut self, lost: &mut Vec<FrameRecord>, out: &mut Outcome) {
+        let mut declared = 0;
+        for i in 0..self.packets.len() {
+            if declared == PROBE_RETRANSMITS {
+                break;
+            }
+            let p = &self.packets[i];
+            if p.done || !p.ack_eliciting || p.frames_len == 0 {
+                continue;
+            }
+            self.packets[i].done = true;
+            let p = self.packets[i].clone();
+            self.declare_lost(&p, lost, out);
+            declared += 1;
+        }
+        self.trim();
+    }
+
     fn declare_lost(&mut self, p: &SentPacket, lost: &mut Vec<FrameRecord>, out: &mut Outcome) {
         self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(p.size));
         self.packets_lost += 1;
@@ -277,6 +303,7 @@ impl Recovery {
         match self.timer(rtt, max_ack_delay) {
             Some(t) if t <= now => {
                 self.pto_count += 1;
+                self.probe_with_oldest(lost, out);
                 // Restart the PTO clock from now, as a probe goes out.
                 self.last_eliciting_sent = Some(now);
                 true
@@ -374,6 +401,26 @@ mod tests {
         let second = r.timer(&rtt, Duration::ZERO).unwrap();
         assert_eq!(second - first, (first - t0) * 2);
         assert!(l.is_empty(), "a probe timeout declares nothing lost");
+    }
+
+    #[test]
+    fn a_probe_timeout_re_sends_the_frames_of_the_two_oldest_packets() {
+        let t0 = Instant::now();
+        let mut r = Recovery::default();
+        let rtt = RttEstimator::default();
+        r.on_sent(0, t0, 100, true, &[]);
+        for pn in 1..4 {
+            r.on_sent(pn, t0, 100, true, &[rec(1, pn)]);
+        }
+        let t = r.timer(&rtt, Duration::ZERO).unwrap();
+        let (mut l, mut out) = (Vec::new(), Outcome::default());
+        assert!(r.on_timeout(t, &rtt, Duration::ZERO, &mut l, &mut out));
+        assert_eq!(
+            l,
+            vec![rec(1, 1), rec(1, 2)],
+            "frameless ping skipped, third kept"
+        );
+        assert_eq!(r.bytes_in_flight, 200);
     }
 
     #[test]
