@@ -196,6 +196,8 @@ pub struct Stats {
     pub handshakes_failed: u64,
     /// RSA private-key operations (signatures) performed.
     pub rsa_signatures: u64,
+    /// Of those, SYNs signed ahead of need for our own attempts.
+    pub presigned_syns: u64,
     /// RSA signature verifications performed.
     pub rsa_verifications: u64,
     pub events_dropped: u64,

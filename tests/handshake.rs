@@ -98,6 +98,30 @@ fn a_node_dialling_a_stale_address_does_not_shut_out_the_peer_that_dials_it() {
 }
 
 #[test]
+fn with_a_presigned_syn_a_connect_signs_twice_on_its_critical_path() {
+    let mut sim = pair(
+        21,
+        LinkConfig::lossy(Duration::from_millis(5), 0.0),
+        EndpointConfig::default(),
+    );
+    // The first timer signs a SYN ahead of need for each associate.
+    sim.run_for(Duration::from_millis(10));
+    assert_eq!(sim.nodes[0].endpoint.stats().presigned_syns, 1);
+    let signatures = |sim: &octolink::sim::Sim| -> u64 {
+        (0..2).map(|n| sim.nodes[n].endpoint.stats().rsa_signatures).sum()
+    };
+    let before = signatures(&sim);
+    establish(&mut sim, Duration::from_secs(5)).expect("session");
+    assert_eq!(signatures(&sim) - before, 2, "the SYN-ACK and the ACK only");
+    // The next SYN is signed later, newer than this handshake, and a
+    // reconnect after a restart of the peer uses it.
+    sim.run_for(Duration::from_secs(3));
+    assert_eq!(sim.nodes[0].endpoint.stats().presigned_syns, 2);
+    sim.restart(1);
+    assert!(sim.run_until_cond(Duration::from_secs(10), |s| connected(s, 0, 1)));
+}
+
+#[test]
 fn a_restart_of_either_side_re_establishes_within_a_few_seconds() {
     for restarted in [0usize, 1] {
         let cfg = EndpointConfig {

@@ -3,12 +3,12 @@
 //! rules for a SYN that arrives on an established session.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::peer::{AnsweredSyn, Confirming, DeferredSyn, Outgoing};
+use super::peer::{AnsweredSyn, Confirming, DeferredSyn, Outgoing, Presigned};
 use super::Endpoint;
 use crate::crypto::NodeId;
 use crate::event::{Alert, DisconnectReason, Event};
@@ -17,6 +17,14 @@ use crate::session::{Session, SessionParams};
 use crate::stats::DropReason;
 use crate::wire::{HandshakeFields, HsAck, Syn, SynAck, HS_NONCE_LEN};
 
+/// A presigned SYN older than this is signed afresh.
+const PRESIGN_MAX_AGE: Duration = Duration::from_secs(60);
+/// How long after a presigned SYN is used, or a session is made, the next is
+/// signed: out of the way of the handshake in progress.
+const PRESIGN_DELAY: Duration = Duration::from_secs(2);
+/// Presigned SYNs held at most (each is an ephemeral secret in memory).
+const MAX_PRESIGNED: usize = 16;
+
 impl Endpoint {
     fn nonce(&mut self) -> [u8; HS_NONCE_LEN] {
         let mut n = [0u8; HS_NONCE_LEN];
@@ -24,19 +32,66 @@ impl Endpoint {
         n
     }
 
-    /// Signs and sends a new SYN to `peer`, unless one was signed too
-    /// recently (then the liveness timer retries later).
+    /// Sends a new SYN to `peer` (the presigned one if it is fresh, else a
+    /// newly signed one), unless an attempt started too recently (then the
+    /// liveness timer retries later).
     pub(crate) fn start_attempt(&mut self, now: Instant, peer: NodeId) {
-        let Some(assoc) = self.trust.get(&peer) else {
+        let Some(addr) = self.trust.get(&peer).and_then(|a| a.best_address()) else {
             return;
         };
-        let Some(addr) = assoc.best_address() else { return };
-        let responder_sig_len = assoc.public_key.signature_len();
         let interval = self.cfg.signature_interval;
-        let Some(p) = self.peers.get(&peer) else { return };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
         if p.last_attempt_signature.is_some_and(|t| now < t + interval) {
             return;
         }
+        let presigned = p
+            .presigned
+            .take()
+            .filter(|s| now < s.signed_at + PRESIGN_MAX_AGE && !self.by_session.contains_key(&s.local_id));
+        let syn = match presigned {
+            Some(s) => {
+                self.schedule_presign(now + PRESIGN_DELAY);
+                s
+            }
+            None => match self.sign_syn(now, peer) {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        self.stats.handshakes_started += 1;
+        let wall_ms = self.wall_ms(now);
+        if let Some(a) = self.trust.get_mut(&peer) {
+            a.note_attempt(wall_ms);
+        }
+        let rto = self.cfg.handshake_initial_rto;
+        let p = self.peers.entry(peer).or_default();
+        if let Some(old) = p.outgoing.take() {
+            self.by_session.remove(&old.local_id);
+        }
+        p.last_attempt_signature = Some(now);
+        p.liveness.last_probe = Some(now);
+        let datagram = syn.syn.clone();
+        p.outgoing = Some(Outgoing {
+            local_id: syn.local_id,
+            addr,
+            secret: Some(syn.secret),
+            ephemeral: syn.ephemeral,
+            syn: syn.syn,
+            transcript: syn.transcript,
+            started: now,
+            next_resend: now + rto,
+            rto,
+        });
+        self.by_session.insert(syn.local_id, peer);
+        tracing::debug!(peer = %peer.short(), "SYN sent");
+        self.queue_handshake(addr, datagram);
+    }
+
+    /// Signs a SYN to `peer`: one RSA signature.
+    fn sign_syn(&mut self, now: Instant, peer: NodeId) -> Option<Presigned> {
+        let responder_sig_len = self.trust.get(&peer)?.public_key.signature_len();
         let local_id = self.new_session_id();
         let (secret, ephemeral) = hs::ephemeral(&mut self.rng);
         let syn = Syn {
@@ -61,32 +116,41 @@ impl Endpoint {
             syn_ack_len,
         );
         self.stats.rsa_signatures += 1;
-        self.stats.handshakes_started += 1;
-        let wall_ms = self.wall_ms(now);
-        if let Some(a) = self.trust.get_mut(&peer) {
-            a.note_attempt(wall_ms);
-        }
-        let rto = self.cfg.handshake_initial_rto;
-        let p = self.peers.entry(peer).or_default();
-        if let Some(old) = p.outgoing.take() {
-            self.by_session.remove(&old.local_id);
-        }
-        p.last_attempt_signature = Some(now);
-        p.liveness.last_probe = Some(now);
-        p.outgoing = Some(Outgoing {
+        Some(Presigned {
             local_id,
-            addr,
-            secret: Some(secret),
+            secret,
             ephemeral,
-            syn: datagram.clone(),
+            syn: datagram,
             transcript,
-            started: now,
-            next_resend: now + rto,
-            rto,
-        });
-        self.by_session.insert(local_id, peer);
-        tracing::debug!(peer = %peer.short(), "SYN sent");
-        self.queue_handshake(addr, datagram);
+            signed_at: now,
+        })
+    }
+
+    pub(crate) fn schedule_presign(&mut self, at: Instant) {
+        self.presign_at = Some(self.presign_at.map_or(at, |t| t.min(at)));
+    }
+
+    /// Signs SYNs ahead of need for associates with an address (at most
+    /// [`MAX_PRESIGNED`] held), so that a connect or reconnect costs two RSA
+    /// signatures on its critical path instead of three. The endpoint's own
+    /// choice, for trusted peers only: nothing from the network triggers it.
+    pub(crate) fn presign_handshakes(&mut self, now: Instant) {
+        self.presign_at = None;
+        let held = self.peers.values().filter(|p| p.presigned.is_some()).count();
+        let wanting: Vec<NodeId> = self
+            .trust
+            .iter()
+            .filter(|a| a.best_address().is_some())
+            .map(|a| a.id)
+            .filter(|id| self.peers.get(id).is_none_or(|p| p.presigned.is_none()))
+            .take(MAX_PRESIGNED.saturating_sub(held))
+            .collect();
+        for id in wanting {
+            if let Some(s) = self.sign_syn(now, id) {
+                self.stats.presigned_syns += 1;
+                self.peers.entry(id).or_default().presigned = Some(s);
+            }
+        }
     }
 
     /// Charges one RSA verification to the sender's address and to the
@@ -419,6 +483,9 @@ impl Endpoint {
         if let Some(out) = p.outgoing.take() {
             self.by_session.remove(&out.local_id);
         }
+        // A presigned SYN must be newer than this handshake, or the peer
+        // would take it for a stale one: sign the next one later.
+        let had_presigned = p.presigned.take().is_some();
         let old = p.session.replace(session);
         if let Some(old) = old {
             self.by_session.remove(&old.local_id);
@@ -432,6 +499,9 @@ impl Endpoint {
         }
         self.notify_session(now, peer, true);
         self.stats.handshakes_completed += 1;
+        if had_presigned || self.trust.get(&peer).is_some_and(|a| a.best_address().is_some()) {
+            self.schedule_presign(now + PRESIGN_DELAY);
+        }
         if let Some(a) = self.trust.get_mut(&peer) {
             a.note_success(wall_ms);
             a.note_address(addr, true, Some(wall_ms));

@@ -213,6 +213,8 @@ pub struct Endpoint {
     pub(crate) recv_events: Vec<Event>,
     pub(crate) recv_deferred: Vec<recv::Deferred>,
     pub(crate) peer_scratch: Vec<NodeId>,
+    /// When to sign SYNs ahead of need (see `presign_handshakes`).
+    pub(crate) presign_at: Option<Instant>,
 }
 
 /// Most handshake datagrams queued for sending at once.
@@ -274,6 +276,7 @@ impl Endpoint {
             recv_events: Vec::new(),
             recv_deferred: Vec::new(),
             peer_scratch: Vec::new(),
+            presign_at: None,
         };
         // The seed: every stored associate enters the session directory.
         for a in trust.iter() {
@@ -289,6 +292,10 @@ impl Endpoint {
     }
 
     fn add_associate_entry(&mut self, a: NodeAssociate) {
+        if !a.addresses.is_empty() {
+            // At the next timer: `epoch` is never in the future.
+            self.presign_at = Some(self.epoch);
+        }
         let wanted = self.cfg.connect_all && !a.addresses.is_empty();
         let peer = self.peers.entry(a.id).or_default();
         peer.liveness.wanted |= wanted;

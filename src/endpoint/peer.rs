@@ -10,6 +10,17 @@ use crate::handshake::Transcript;
 use crate::liveness::Liveness;
 use crate::session::Session;
 
+/// A SYN signed before it is needed, so that connecting puts one RSA
+/// signature fewer on the handshake's critical path.
+pub struct Presigned {
+    pub local_id: u32,
+    pub secret: EphemeralSecret,
+    pub ephemeral: [u8; 32],
+    pub syn: Vec<u8>,
+    pub transcript: Transcript,
+    pub signed_at: Instant,
+}
+
 /// Our SYN, waiting for its SYN-ACK.
 pub struct Outgoing {
     pub local_id: u32,
@@ -58,8 +69,10 @@ pub struct Peer {
     pub liveness: Liveness,
     /// When we last signed a SYN-ACK for this peer.
     pub last_answer_signature: Option<Instant>,
-    /// When we last signed a SYN of our own to this peer.
+    /// When we last started an attempt of our own (signed a SYN, or took
+    /// the presigned one).
     pub last_attempt_signature: Option<Instant>,
+    pub presigned: Option<Presigned>,
     /// Courier slots scoped to this peer.
     pub courier_slots: Vec<usize>,
 }

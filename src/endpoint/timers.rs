@@ -19,6 +19,7 @@ impl Endpoint {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        consider(self.presign_at);
         let any_active = self.peers.values().any(|p| p.active_session().is_some());
         for (id, p) in &self.peers {
             if let Some(o) = &p.outgoing {
@@ -135,6 +136,9 @@ impl Endpoint {
             self.peer_timers(now, id);
         }
         self.peer_scratch = ids;
+        if self.presign_at.is_some_and(|t| t <= now) {
+            self.presign_handshakes(now);
+        }
         for slot in self.couriers.iter_mut().flatten() {
             if slot.courier.next_timer().is_some_and(|t| t <= now) {
                 slot.courier.on_timer(now);

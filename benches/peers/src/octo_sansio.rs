@@ -122,6 +122,9 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
             server.turn();
         }
     });
+    // The client's loop has run before the user connects (it presigns its
+    // SYN then, as a running application's would).
+    client.turn();
     let t = Instant::now();
     client.ep.connect(t, &sid).unwrap();
     let msg = vec![7u8; size];
