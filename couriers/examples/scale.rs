@@ -1,0 +1,240 @@
+//! Many sessions on one endpoint: a server and N clients in memory, each
+//! client publishing one AgentState parameter at 20 Hz to the server. Prints
+//! the server engine's CPU time per second of traffic, and the memory it
+//! holds per session (allocations made inside the server's calls).
+//!
+//! `cargo run --release -p octolink-couriers --example scale -- 100 200 400`
+//!
+//! Each client needs its own RSA-2048 identity (about 0.1 s to generate), so
+//! N stays in the hundreds here; the per-session figures scale linearly
+//! except where the engine scans every session (`poll_transmit`,
+//! `poll_timeout`), which the CPU column shows.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use octolink::sim::fixture_identity;
+use octolink::{
+    CourierId, CourierScope, Endpoint, EndpointConfig, Identity, NodeAssociate, Role, TrustStore,
+};
+use octolink_couriers::{AgentState, AgentStateConfig};
+use rand::SeedableRng;
+
+/// Counts bytes allocated and freed while the current thread is inside the
+/// server's calls.
+struct Attributing;
+
+thread_local! {
+    static IN_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+static SERVER_LIVE: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Attributing {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if IN_SERVER.with(Cell::get) {
+            SERVER_LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if IN_SERVER.with(Cell::get) {
+            SERVER_LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Attributing = Attributing;
+
+/// Runs `f` as server work: timed, and its allocations attributed.
+fn server_work<R>(busy: &mut Duration, f: impl FnOnce() -> R) -> R {
+    IN_SERVER.with(|c| c.set(true));
+    let t = Instant::now();
+    let r = f();
+    *busy += t.elapsed();
+    IN_SERVER.with(|c| c.set(false));
+    r
+}
+
+fn client_addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250 + 1) as u8], 40_000))
+}
+
+struct Row {
+    sessions: usize,
+    cpu_share: f64,
+    bytes_per_session: f64,
+    bytes_per_peer: f64,
+}
+
+fn measure(identities: &[Identity]) -> Row {
+    let n = identities.len();
+    let t0 = Instant::now();
+    let server_id = fixture_identity("a");
+    let server_addr: SocketAddr = "10.0.0.1:7400".parse().unwrap_or_else(|_| unreachable!());
+    let mut busy = Duration::ZERO;
+    let base = SERVER_LIVE.load(Ordering::Relaxed);
+    let mut server = server_work(&mut busy, || {
+        Endpoint::new(
+            EndpointConfig::default(),
+            server_id.clone(),
+            TrustStore::new(),
+            [1; 32],
+            t0,
+            0,
+        )
+        .expect("server config")
+    });
+    let server_state = AgentState::new(server.node_id());
+    let mut clients = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut by_addr = HashMap::new();
+    for (i, id) in identities.iter().enumerate() {
+        server_work(&mut busy, || {
+            server
+                .add_associate(NodeAssociate::new(
+                    id.public().clone(),
+                    format!("c{i}"),
+                    Role::Remote,
+                ))
+                .expect("client key");
+            let courier = server_state.courier(id.id(), AgentStateConfig::default());
+            server
+                .register_courier(CourierScope::Peer(id.id()), CourierId(1), Box::new(courier))
+                .expect("courier");
+        });
+        let mut trust = TrustStore::new();
+        trust
+            .insert(
+                NodeAssociate::new(server_id.public().clone(), "server", Role::Agent)
+                    .with_address(server_addr),
+            )
+            .expect("server key");
+        let mut c =
+            Endpoint::new(EndpointConfig::default(), id.clone(), trust, [2; 32], t0, 0).expect("client");
+        let state = AgentState::new(id.id());
+        state.define(1, "pose", 200, &0u64).expect("define");
+        c.register_courier(
+            CourierScope::Peer(server.node_id()),
+            CourierId(1),
+            Box::new(state.courier(server.node_id(), AgentStateConfig::default())),
+        )
+        .expect("courier");
+        by_addr.insert(client_addr(i), i);
+        clients.push(c);
+        states.push(state);
+    }
+    let registered = SERVER_LIVE.load(Ordering::Relaxed);
+    let mut now = t0;
+    for c in &mut clients {
+        c.connect(now, &server.node_id()).expect("connect");
+    }
+    let mut buf = vec![0u8; 2048];
+    let mut to_server: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
+    let mut step = |now: Instant,
+                    server: &mut Endpoint,
+                    clients: &mut [Endpoint],
+                    busy: &mut Duration,
+                    to_server: &mut VecDeque<(SocketAddr, Vec<u8>)>| {
+        for (i, c) in clients.iter_mut().enumerate() {
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+            while let Some(t) = c.poll_transmit(now, &mut buf) {
+                to_server.push_back((client_addr(i), buf[..t.len].to_vec()));
+            }
+            while c.poll_event().is_some() {}
+        }
+        let mut replies = Vec::new();
+        server_work(busy, || {
+            while let Some((from, d)) = to_server.pop_front() {
+                server.handle_datagram(now, from, &d);
+            }
+            if server.poll_timeout().is_some_and(|t| t <= now) {
+                server.handle_timeout(now);
+            }
+            while let Some(t) = server.poll_transmit(now, &mut buf) {
+                replies.push((t.destination, buf[..t.len].to_vec()));
+            }
+            while server.poll_event().is_some() {}
+        });
+        for (to, d) in replies {
+            if let Some(&i) = by_addr.get(&to) {
+                clients[i].handle_datagram(now, server_addr, &d);
+            }
+        }
+    };
+    // Handshakes (the server's verification budget paces them).
+    let mut connected = 0;
+    for _ in 0..60_000 {
+        step(now, &mut server, &mut clients, &mut busy, &mut to_server);
+        now += Duration::from_millis(1);
+        connected = server.stats().sessions.iter().filter(|s| s.connected).count();
+        if connected == n {
+            break;
+        }
+    }
+    assert_eq!(connected, n, "not every client connected");
+    // Settle, then measure two seconds of 20 Hz state from every client.
+    for _ in 0..1000 {
+        step(now, &mut server, &mut clients, &mut busy, &mut to_server);
+        now += Duration::from_millis(1);
+    }
+    let mut busy_steady = Duration::ZERO;
+    let mut value = 0u64;
+    for ms in 0..2000u64 {
+        if ms % 50 == 0 {
+            value += 1;
+            for s in &states {
+                s.set(now, 1, &value).expect("set");
+            }
+        }
+        step(now, &mut server, &mut clients, &mut busy_steady, &mut to_server);
+        now += Duration::from_millis(1);
+    }
+    let live = SERVER_LIVE.load(Ordering::Relaxed);
+    Row {
+        sessions: n,
+        cpu_share: busy_steady.as_secs_f64() / 2.0,
+        bytes_per_session: (live - registered) as f64 / n as f64,
+        bytes_per_peer: (live - base) as f64 / n as f64,
+    }
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![50, 100, 200]
+    } else {
+        sizes
+    };
+    let most = sizes.iter().copied().max().unwrap_or(0);
+    eprintln!("generating {most} RSA-2048 identities...");
+    let identities: Vec<Identity> = (0..most)
+        .map(|i| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            Identity::generate(&mut rng, 2048).expect("keygen")
+        })
+        .collect();
+    println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) |");
+    println!("|---|---|---|---|");
+    for n in sizes {
+        let r = measure(&identities[..n]);
+        println!(
+            "| {} | {:.1} % of a core ({:.1} µs per session-second) | {:.1} KiB | {:.1} KiB |",
+            r.sessions,
+            r.cpu_share * 100.0,
+            r.cpu_share * 1e6 / r.sessions as f64,
+            r.bytes_per_session / 1024.0,
+            r.bytes_per_peer / 1024.0
+        );
+    }
+}
