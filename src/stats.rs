@@ -63,6 +63,7 @@ drop_reasons! {
     RateLimited => Whole, "An answer that would exceed the RSA signature rate limit.";
     AmplificationRefused => Whole, "An answer that would be larger than the request.";
     VerifyBudget => Whole, "Over the RSA verification budget.";
+    CookieRequired => Whole, "A SYN over its budget without a valid cookie: answered with a RETRY.";
     UnknownCourier => Whole, "A courier frame for no registered, receiving courier.";
 }
 
@@ -198,6 +199,8 @@ pub struct Stats {
     pub rsa_signatures: u64,
     /// Of those, SYNs signed ahead of need for our own attempts.
     pub presigned_syns: u64,
+    /// RETRYs sent (return-routability cookies for SYNs over budget).
+    pub retries_sent: u64,
     /// RSA signature verifications performed.
     pub rsa_verifications: u64,
     pub events_dropped: u64,

@@ -278,6 +278,14 @@ fn a_flood_from_the_legitimate_peers_own_ip_does_not_starve_its_handshake() {
     flood_during_handshake(|legit| SocketAddr::new(legit.ip(), legit.port().wrapping_add(1)));
 }
 
+/// Spoofing the peer's exact address and port: the attacker shares the
+/// peer's budget, and its SYNs without cookies get RETRYs that go to the
+/// peer, which returns a cookie and is verified on the cookie budget.
+#[test]
+fn a_flood_spoofing_the_peers_exact_address_does_not_stop_its_handshake() {
+    flood_during_handshake(|legit| legit);
+}
+
 fn flood_during_handshake(attacker_for: impl Fn(SocketAddr) -> SocketAddr) {
     let mut sim = pair(
         10,
@@ -354,7 +362,11 @@ fn flood_during_handshake(attacker_for: impl Fn(SocketAddr) -> SocketAddr) {
         signatures <= 1,
         "{signatures} RSA signatures: only the legitimate answer"
     );
-    assert!(after.drops.get(DropReason::VerifyBudget) > 10_000);
+    // Over budget, SYNs without a cookie get a 30-byte RETRY (to where they
+    // claim to come from), never an RSA verification.
+    let refused = after.drops.get(DropReason::VerifyBudget) + after.drops.get(DropReason::CookieRequired);
+    assert!(refused > 10_000, "{refused}");
+    assert!(after.retries_sent <= after.drops.get(DropReason::CookieRequired));
 }
 
 #[test]
@@ -378,6 +390,11 @@ fn no_unauthenticated_packet_type_is_answered_with_more_bytes_than_it_carried() 
         probes.push(flipped);
     }
     probes.push(b"junk".to_vec());
+    // A forged RETRY (it may make an initiator re-send its SYN, but no node
+    // here is dialling the attacker).
+    let mut retry = [0u8; octolink::wire::RETRY_LEN];
+    let n = octolink::wire::encode_retry(7, &[1; 16], &mut retry).unwrap();
+    probes.push(retry[..n].to_vec());
     sim.capture = true;
     sim.captured.clear();
     let mut bytes_in = 0usize;

@@ -83,6 +83,7 @@ impl Endpoint {
             started: now,
             next_resend: now + rto,
             rto,
+            retries_followed: 0,
         });
         self.by_session.insert(syn.local_id, peer);
         tracing::debug!(peer = %peer.short(), "SYN sent");
@@ -199,8 +200,14 @@ impl Endpoint {
                 return self.queue_handshake(from, reply);
             }
         }
-        if !self.may_verify(now, from) {
-            return;
+        let returned = m
+            .cookie
+            .is_some_and(|c| self.cookie_is_valid(now, from, &peer, &c));
+        if !self.take_syn_budget(now, from, returned) {
+            if returned {
+                return self.drop_datagram(DropReason::VerifyBudget);
+            }
+            return self.send_retry(now, from, &peer, m.msg.session_id);
         }
         let Some(transcript) = hs::verify_message(&m, SYN_LABEL, &Transcript::default(), &key) else {
             return self.drop_datagram(DropReason::BadSignature);

@@ -1,5 +1,6 @@
 //! The sans-IO CommsChannel engine.
 
+mod cookie;
 mod handshake;
 mod peer;
 mod recv;
@@ -205,6 +206,10 @@ pub struct Endpoint {
     pub(crate) ping_counter: u64,
     pub(crate) verify_budget: TokenBucket,
     pub(crate) source_budgets: SourceBudgets,
+    /// Budgets for SYNs that returned a valid cookie (see `cookie.rs`).
+    pub(crate) cookie_sources: SourceBudgets,
+    pub(crate) cookie_verify_budget: TokenBucket,
+    pub(crate) cookie_key: [u8; 32],
     pub(crate) next_frame_token: u64,
     /// Reused buffers for frame fates, so acks allocate nothing.
     pub(crate) delivered_scratch: Vec<crate::session::FrameRecord>,
@@ -218,7 +223,7 @@ pub struct Endpoint {
 }
 
 /// Most handshake datagrams queued for sending at once.
-const MAX_HANDSHAKE_QUEUE: usize = 256;
+pub(crate) const MAX_HANDSHAKE_QUEUE: usize = 256;
 /// RSA verifications allowed per second, endpoint-wide, and their burst.
 const VERIFY_RATE: f64 = 2000.0;
 const VERIFY_BURST: f64 = 200.0;
@@ -240,7 +245,9 @@ impl Endpoint {
     ) -> Result<Self, ConfigError> {
         cfg.validate()?;
         // Our SYN (the largest handshake message) must fit our own limit.
-        let syn_len = crate::handshake::SYN_FIXED_LEN + identity.public().signature_len();
+        // Our SYN with a returned cookie (tag and cookie after the signature).
+        let syn_len =
+            crate::handshake::SYN_FIXED_LEN + identity.public().signature_len() + 1 + crate::wire::COOKIE_LEN;
         if syn_len > cfg.max_datagram {
             return Err(ConfigError(format!(
                 "a {}-bit key needs max_datagram >= {syn_len} for its signed SYN",
@@ -269,6 +276,9 @@ impl Endpoint {
             ping_counter: 0,
             verify_budget: TokenBucket::new(now, VERIFY_RATE, VERIFY_BURST),
             source_budgets: SourceBudgets::default(),
+            cookie_sources: SourceBudgets::default(),
+            cookie_verify_budget: TokenBucket::new(now, VERIFY_RATE, VERIFY_BURST),
+            cookie_key: [0; 32],
             next_frame_token: 1,
             delivered_scratch: Vec::new(),
             lost_scratch: Vec::new(),
@@ -278,6 +288,7 @@ impl Endpoint {
             peer_scratch: Vec::new(),
             presign_at: None,
         };
+        ep.rng.fill_bytes(&mut ep.cookie_key);
         // The seed: every stored associate enters the session directory.
         for a in trust.iter() {
             ep.add_associate_entry(a.clone());

@@ -34,6 +34,8 @@ pub struct Outgoing {
     pub started: Instant,
     pub next_resend: Instant,
     pub rto: Duration,
+    /// RETRYs followed (each adds or replaces the SYN's cookie).
+    pub retries_followed: u32,
 }
 
 /// What the responder keeps while it waits for the initiator's ACK.

@@ -33,6 +33,7 @@ impl Endpoint {
             PacketType::Syn => self.handle_syn(now, from, datagram),
             PacketType::SynAck => self.handle_syn_ack(now, from, datagram),
             PacketType::Ack => self.handle_hs_ack(now, from, datagram),
+            PacketType::Retry => self.handle_retry(from, datagram),
             PacketType::Data | PacketType::Close => self.handle_sealed(now, from, header, datagram),
         }
     }

@@ -53,6 +53,10 @@ pub struct SignedMessage<'a, T> {
     pub msg: T,
     pub signed: &'a [u8],
     pub signature: &'a [u8],
+    /// A SYN's cookie, returned from a RETRY (see `wire::retry`).
+    pub cookie: Option<super::Cookie>,
+    /// Where the bytes after the signature start.
+    pub trailer_at: usize,
 }
 
 /// The per-message encoding of the fields between header and signature.
@@ -91,15 +95,22 @@ pub trait HandshakeFields: Sized {
             return Err(DecodeError::BadHandshake);
         }
         let signature = r.take(sig_len)?;
+        let trailer_at = r.position();
         let rest = r.rest();
-        if !rest.is_empty() && (!Self::PADDABLE || rest.iter().any(|&b| b != 0)) {
+        let cookie = if Self::PADDABLE {
+            super::trailer_cookie(rest)?
+        } else if rest.is_empty() {
+            None
+        } else {
             return Err(DecodeError::TrailingBytes);
-        }
+        };
         Ok(SignedMessage {
             header,
             msg,
             signed: &datagram[..signed_len],
             signature,
+            cookie,
+            trailer_at,
         })
     }
 }

@@ -8,6 +8,7 @@
 mod buf;
 mod frame;
 mod handshake;
+mod retry;
 
 pub use buf::{varint_len, NoRoom, Reader, Writer, VARINT_MAX};
 pub use frame::{
@@ -18,6 +19,7 @@ pub use handshake::{
     append_signature as append_signature_to, HandshakeFields, HsAck, SignedMessage, Syn, SynAck,
     HS_NONCE_LEN, MAX_SIGNATURE_LEN,
 };
+pub use retry::{decode_retry, encode_retry, trailer_cookie, with_cookie, Cookie, COOKIE_LEN, RETRY_LEN};
 
 /// The first two bytes of every octolink datagram ("ol").
 pub const MAGIC: [u8; 2] = [0x6f, 0x6c];
@@ -69,6 +71,7 @@ pub enum PacketType {
     Ack = 3,
     Data = 4,
     Close = 5,
+    Retry = 6,
 }
 
 impl PacketType {
@@ -79,6 +82,7 @@ impl PacketType {
             3 => Self::Ack,
             4 => Self::Data,
             5 => Self::Close,
+            6 => Self::Retry,
             _ => return Err(DecodeError::BadPacketType),
         })
     }
