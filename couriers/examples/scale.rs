@@ -5,8 +5,9 @@
 //!
 //! `cargo run --release -p octolink-couriers --example scale -- 100 200 400`
 //!
-//! Each client needs its own RSA-2048 identity (about 0.1 s to generate), so
-//! N stays in the hundreds here; the per-session figures scale linearly
+//! Each client needs its own RSA-2048 identity (about 0.1 s to generate, then
+//! kept under target/scale-keys), so N stays in the hundreds here; the
+//! per-session figures would scale linearly
 //! except where the engine scans every session (`poll_transmit`,
 //! `poll_timeout`), which the CPU column shows.
 
@@ -209,6 +210,24 @@ fn measure(identities: &[Identity]) -> Row {
     }
 }
 
+/// Client `i`'s identity, generated once (about 0.1 s) and kept under
+/// target/scale-keys so that later runs start at once.
+fn client_identity(i: usize) -> Identity {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-keys");
+    let path = dir.join(format!("client{i}.pem"));
+    if let Some(id) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|p| Identity::from_pem(&p).ok())
+    {
+        return id;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+    let id = Identity::generate(&mut rng, 2048).expect("keygen");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(&path, id.to_pem());
+    id
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
@@ -217,13 +236,7 @@ fn main() {
         sizes
     };
     let most = sizes.iter().copied().max().unwrap_or(0);
-    eprintln!("generating {most} RSA-2048 identities...");
-    let identities: Vec<Identity> = (0..most)
-        .map(|i| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
-            Identity::generate(&mut rng, 2048).expect("keygen")
-        })
-        .collect();
+    let identities: Vec<Identity> = (0..most).map(client_identity).collect();
     println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) |");
     println!("|---|---|---|---|");
     for n in sizes {
