@@ -191,7 +191,11 @@ fn measure(identities: &[Identity]) -> Row {
     }
     let mut busy_steady = Duration::ZERO;
     let mut value = 0u64;
-    for ms in 0..2000u64 {
+    let seconds: u64 = std::env::var("SCALE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    for ms in 0..seconds * 1000 {
         if ms % 50 == 0 {
             value += 1;
             for s in &states {
@@ -204,7 +208,7 @@ fn measure(identities: &[Identity]) -> Row {
     let live = SERVER_LIVE.load(Ordering::Relaxed);
     Row {
         sessions: n,
-        cpu_share: busy_steady.as_secs_f64() / 2.0,
+        cpu_share: busy_steady.as_secs_f64() / seconds as f64,
         bytes_per_session: (live - registered) as f64 / n as f64,
         bytes_per_peer: (live - base) as f64 / n as f64,
     }

@@ -56,8 +56,8 @@ impl Endpoint {
                     .peers
                     .range(range)
                     .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.confirmed))
-                    .map(|(id, _)| *id)
-                    .find(|id| self.session_wants_to_send(now, id));
+                    .find(|(_, p)| self.peer_wants_to_send(now, p))
+                    .map(|(id, _)| *id);
                 let Some(peer_id) = next else { break };
                 if let Some(transmit) = self.build_packet(now, peer_id, buf) {
                     self.next_peer_to_serve = self.peers.range(peer_id..).nth(1).map(|(id, _)| *id);
@@ -128,10 +128,8 @@ impl Endpoint {
         }
     }
 
-    fn session_wants_to_send(&self, now: Instant, peer_id: &NodeId) -> bool {
-        let Some(p) = self.peers.get(peer_id) else {
-            return false;
-        };
+    /// Whether the peer's session has something to send now.
+    fn peer_wants_to_send(&self, now: Instant, p: &super::peer::Peer) -> bool {
         let Some(s) = p.session.as_ref() else { return false };
         if s.close_due.is_some() {
             return true;

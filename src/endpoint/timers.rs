@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use super::peer::Peer;
 use super::Endpoint;
 use crate::crypto::NodeId;
 use crate::event::{ConnectError, DisconnectReason, Event};
@@ -29,7 +30,7 @@ impl Endpoint {
                 consider(Some(s.created + self.cfg.handshake_timeout));
             }
             consider(p.deferred.as_ref().map(|d| d.at));
-            consider(self.next_probe(id));
+            consider(self.next_probe_of(id, p));
             let Some(s) = &p.session else { continue };
             if s.close_due.is_some() {
                 consider(Some(self.epoch));
@@ -96,7 +97,12 @@ impl Endpoint {
 
     /// When the liveness schedule next starts an attempt for `id`.
     fn next_probe(&self, id: &NodeId) -> Option<Instant> {
-        let p = self.peers.get(id)?;
+        self.next_probe_of(id, self.peers.get(id)?)
+    }
+
+    /// [`Self::next_probe`] for a peer already in hand (poll_timeout walks
+    /// them all; a second lookup per peer showed in profiles).
+    fn next_probe_of(&self, id: &NodeId, p: &Peer) -> Option<Instant> {
         let l = &p.liveness;
         if !l.wanted || p.outgoing.is_some() || p.pending.is_some() || p.active_session().is_some() {
             return None;
