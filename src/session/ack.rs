@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 /// The most disjoint ranges remembered; older ones are forgotten (their
 /// packets were long since acknowledged in earlier acks).
 const MAX_RANGES: usize = 32;
+/// Ack-eliciting packets that make an ack due at once.
+const ACK_EVERY: u32 = 2;
 
 /// Received packet numbers as inclusive ranges, plus ack timing.
 #[derive(Debug, Clone, Default)]
@@ -13,11 +15,15 @@ pub struct AckTracker {
     ranges: Vec<(u64, u64)>,
     eliciting_pending: u32,
     first_pending_at: Option<Instant>,
+    /// A packet arrived out of order (a gap opened or closed): ack at once,
+    /// so the sender's loss detection hears of it a round trip sooner.
+    out_of_order: bool,
     largest_at: Option<Instant>,
 }
 
 impl AckTracker {
     pub fn on_packet(&mut self, pn: u64, now: Instant, ack_eliciting: bool) {
+        let in_order = self.ranges.last().is_none_or(|&(_, hi)| pn == hi + 1);
         self.insert(pn);
         if self.ranges.last().is_some_and(|&(_, hi)| hi == pn) {
             self.largest_at = Some(now);
@@ -25,6 +31,7 @@ impl AckTracker {
         if ack_eliciting {
             self.eliciting_pending += 1;
             self.first_pending_at.get_or_insert(now);
+            self.out_of_order |= !in_order;
         }
     }
 
@@ -52,10 +59,11 @@ impl AckTracker {
     }
 
     /// When an ack must go out even with nothing else to send: at once after
-    /// two ack-eliciting packets, else after `max_delay`.
+    /// [`ACK_EVERY`] ack-eliciting packets or one out of order, else after
+    /// `max_delay`.
     pub fn deadline(&self, max_delay: Duration) -> Option<Instant> {
         let first = self.first_pending_at?;
-        Some(if self.eliciting_pending >= 2 {
+        Some(if self.eliciting_pending >= ACK_EVERY || self.out_of_order {
             first
         } else {
             first + max_delay
@@ -80,6 +88,7 @@ impl AckTracker {
     pub fn on_ack_sent(&mut self) {
         self.eliciting_pending = 0;
         self.first_pending_at = None;
+        self.out_of_order = false;
     }
 }
 
@@ -87,6 +96,24 @@ impl AckTracker {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_packet_out_of_order_makes_the_ack_immediate() {
+        let now = Instant::now();
+        let d = Duration::from_millis(5);
+        let mut t = AckTracker::default();
+        t.on_packet(1, now, true);
+        assert_eq!(t.deadline(d), Some(now + d), "in order: may wait");
+        t.on_ack_sent();
+        t.on_packet(3, now, true);
+        assert_eq!(t.deadline(d), Some(now), "2 is missing: the sender should know");
+        t.on_ack_sent();
+        t.on_packet(2, now, true);
+        assert_eq!(t.deadline(d), Some(now), "the gap closed late");
+        t.on_ack_sent();
+        t.on_packet(4, now, true);
+        assert_eq!(t.deadline(d), Some(now + d));
+    }
 
     #[test]
     fn ack_is_immediate_after_two_eliciting_packets() {
