@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::identity;
 use octolink::driver::{ChannelConfig, ChannelError, CommsChannel};
-use octolink::{DisconnectReason, Event, NodeAssociate, NodeId, Role};
+use octolink::sim::fixture_associate;
+use octolink::{DisconnectReason, Event, NodeId, Role};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -25,8 +26,7 @@ fn paired(bind: &str) -> (CommsChannel, CommsChannel) {
 }
 
 fn introduce(ch: &CommsChannel, name: &str, addr: SocketAddr) {
-    let key = identity(name).public().clone();
-    ch.add_associate(NodeAssociate::new(key, name, Role::Agent).with_address(addr))
+    ch.add_associate(fixture_associate(name, Role::Agent).with_address(addr))
         .unwrap();
 }
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use octolink::driver::{ChannelConfig, CommsChannel};
-use octolink::sim::fixture_identity;
+use octolink::sim::{fixture_associate, fixture_identity};
 use octolink::stream::{Delivery, StreamConfig};
-use octolink::{CourierId, CourierScope, Event, NodeAssociate, Role};
+use octolink::{CourierId, CourierScope, Event, Role};
 use octolink_couriers::PipeCourier;
 
 /// Forwards between one client and `server`, adding four forgeries per
@@ -76,16 +76,10 @@ fn every_replayed_or_tampered_packet_is_rejected_and_delivered_data_is_unchanged
     let stop = Arc::new(AtomicBool::new(false));
     let (relay, forged) = tamper_relay(server.local_addr(), Arc::clone(&stop));
     client
-        .add_associate(
-            NodeAssociate::new(fixture_identity("b").public().clone(), "b", Role::Agent).with_address(relay),
-        )
+        .add_associate(fixture_associate("b", Role::Agent).with_address(relay))
         .unwrap();
     server
-        .add_associate(NodeAssociate::new(
-            fixture_identity("a").public().clone(),
-            "a",
-            Role::Remote,
-        ))
+        .add_associate(fixture_associate("a", Role::Remote))
         .unwrap();
     let cfg = StreamConfig::new(Delivery::ReliableOrdered);
     let (cc, ctx, _crx) = PipeCourier::new(cfg, 100, 1024, client.notifier());

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use octolink::driver::{ChannelConfig, CommsChannel};
-use octolink::sim::fixture_identity;
-use octolink::{Event, NodeAssociate, Role};
+use octolink::sim::{fixture_associate, fixture_identity};
+use octolink::{Event, Role};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::standard::StandardCouriers;
 use octolink_couriers::{AgentState, BlobEvent, CommandEvent};
@@ -35,11 +35,8 @@ fn node(name: &str, max_datagram: usize) -> Node {
 fn pair(dir: &std::path::Path) -> (Node, Node) {
     let (mut a, mut b) = (node("a", 1452), node("b", 1452));
     for (me, other, name) in [(&a, &b, "b"), (&b, &a, "a")] {
-        let key = fixture_identity(name).public().clone();
         me.channel
-            .add_associate(
-                NodeAssociate::new(key, name, Role::Agent).with_address(other.channel.local_addr()),
-            )
+            .add_associate(fixture_associate(name, Role::Agent).with_address(other.channel.local_addr()))
             .unwrap();
     }
     let blob_cfg = |d: &std::path::Path| BlobConfig {
@@ -175,11 +172,8 @@ fn a_pipe_courier_echoes_reliably_between_threads() {
 
     let (a, b) = (node("a", 512), node("b", 512));
     for (me, other, name) in [(&a, &b, "b"), (&b, &a, "a")] {
-        let key = fixture_identity(name).public().clone();
         me.channel
-            .add_associate(
-                NodeAssociate::new(key, name, Role::Agent).with_address(other.channel.local_addr()),
-            )
+            .add_associate(fixture_associate(name, Role::Agent).with_address(other.channel.local_addr()))
             .unwrap();
     }
     let cfg = StreamConfig::new(Delivery::ReliableOrdered);

@@ -447,6 +447,12 @@ impl Sim {
     }
 }
 
+/// An associate for fixture identity `name`, named `name`, with `role` and
+/// no address yet (add one with [`NodeAssociate::with_address`]).
+pub fn fixture_associate(name: &str, role: Role) -> NodeAssociate {
+    NodeAssociate::new(fixture_identity(name).public().clone(), name, role)
+}
+
 /// A pre-generated test identity from the repository's fixture keys
 /// (`a` to `e` are RSA-2048, `big` is RSA-3072). Generating RSA keys is slow;
 /// these keys are public and for tests only.

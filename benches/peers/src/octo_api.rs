@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use octolink::driver::{ChannelConfig, CommsChannel};
-use octolink::sim::fixture_identity;
+use octolink::sim::{fixture_associate, fixture_identity};
 use octolink::stream::{Delivery, StreamConfig};
-use octolink::{CourierId, CourierScope, NodeAssociate, Role};
+use octolink::{CourierId, CourierScope, Role};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
 
@@ -35,17 +35,10 @@ fn pair(busy: bool, lossy: Option<(Duration, f64)>) -> Pair {
     let relay = lossy.map(|(delay, loss)| Relay::start(server.local_addr(), delay, loss, 7));
     let server_addr = relay.as_ref().map_or(server.local_addr(), |r| r.addr);
     client
-        .add_associate(
-            NodeAssociate::new(fixture_identity("b").public().clone(), "b", Role::Agent)
-                .with_address(server_addr),
-        )
+        .add_associate(fixture_associate("b", Role::Agent).with_address(server_addr))
         .unwrap();
     server
-        .add_associate(NodeAssociate::new(
-            fixture_identity("a").public().clone(),
-            "a",
-            Role::Remote,
-        ))
+        .add_associate(fixture_associate("a", Role::Remote))
         .unwrap();
     Pair {
         client,

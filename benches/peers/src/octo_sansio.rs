@@ -4,12 +4,9 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use octolink::sim::fixture_identity;
+use octolink::sim::{fixture_associate, fixture_identity};
 use octolink::stream::{Delivery, StreamConfig};
-use octolink::{
-    Courier, CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, NodeAssociate, Role,
-    TrustStore,
-};
+use octolink::{Courier, CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, Role, TrustStore};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, MessageCourier};
 
@@ -28,7 +25,7 @@ impl Node {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
         sock.set_nonblocking(true).expect("nonblocking");
         let mut trust = TrustStore::new();
-        let mut a = NodeAssociate::new(fixture_identity(other).public().clone(), other, Role::Agent);
+        let mut a = fixture_associate(other, Role::Agent);
         if let Some(addr) = other_addr {
             a = a.with_address(addr);
         }
