@@ -295,3 +295,40 @@ fn a_killed_and_restarted_agent_is_reconnected_within_seconds() {
     assert!(took < Duration::from_secs(10), "re-handshake took {took:?}");
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn the_remote_reports_how_stale_the_agents_state_is_when_it_stops() {
+    let root = temp("stale");
+    let (pa, pb) = (free_port(), free_port());
+    let (a, b) = paired(&root, pa, pb);
+    let agent = Running::spawn(
+        &a,
+        &["agent", "--bind", &format!("127.0.0.1:{pa}"), "--for", "30"],
+    );
+    assert!(agent
+        .expect_line(Duration::from_secs(10), |l| l.starts_with("agent "))
+        .is_some());
+    let remote = Running::spawn(
+        &b,
+        &[
+            "remote",
+            "ace",
+            "--bind",
+            &format!("127.0.0.1:{pb}"),
+            "--for",
+            "2",
+        ],
+    );
+    let summary = remote.expect_line(Duration::from_secs(20), |l| l.starts_with("staleness"));
+    let summary = summary.expect("a staleness line at exit");
+    // "... over N samples: p50 .., p99 .., max .. (by the agent's clock)"
+    let samples: u64 = summary
+        .split("over ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(samples > 10, "{summary}");
+    assert!(summary.contains("p99 ") && summary.contains("max "), "{summary}");
+    let _ = std::fs::remove_dir_all(root);
+}
