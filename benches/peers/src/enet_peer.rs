@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use rusty_enet::{Event, Host, HostSettings, Packet};
 
 use crate::relay::Relay;
-use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
+use crate::stats::{
+    checksum, mib_per_s, payload, reliable_results, spin_round_trips, Fnv, Percentiles, Results,
+};
 use crate::work::Work;
 
 fn host(socket: UdpSocket) -> Host<UdpSocket> {
@@ -83,24 +85,20 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
         return (None, None);
     };
     let msg = vec![7u8; size];
-    let mut samples = Vec::with_capacity(w.round_trips);
-    for i in 0..total {
-        let t = Instant::now();
+    let send = |h: &mut Host<UdpSocket>| {
         if let Some(p) = h.connected_peers_mut().next() {
             let _ = p.send(0, &Packet::reliable(msg.as_slice()));
         }
         h.flush();
+    };
+    let poll = |h: &mut Host<UdpSocket>| {
         let mut got = false;
-        while !got {
-            turn(&mut h, |_, _| got = true);
-            if t.elapsed() > Duration::from_secs(10) {
-                return (None, None);
-            }
-        }
-        if i >= w.warmup {
-            samples.push(t.elapsed());
-        }
-    }
+        turn(h, |_, _| got = true);
+        got
+    };
+    let Some(samples) = spin_round_trips(w, &mut h, send, poll) else {
+        return (None, None);
+    };
     let _ = echo.join();
     (
         Percentiles::of(samples),

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use kcp::Kcp;
 
 use crate::relay::Relay;
-use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
+use crate::stats::{
+    checksum, mib_per_s, payload, reliable_results, spin_round_trips, Fnv, Percentiles, Results,
+};
 use crate::work::Work;
 
 struct Out {
@@ -108,24 +110,17 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let mut client = Side::new(c, target);
     let msg = vec![7u8; size];
     let mut buf = vec![0u8; 4096];
-    let mut samples = Vec::with_capacity(w.round_trips);
-    for i in 0..total {
-        let t = Instant::now();
-        let _ = client.kcp.send(&msg);
-        let _ = client.kcp.flush();
-        loop {
-            client.turn();
-            if client.kcp.recv(&mut buf).is_ok() {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                return (None, None);
-            }
-        }
-        if i >= w.warmup {
-            samples.push(t.elapsed());
-        }
-    }
+    let send = |c: &mut Side| {
+        let _ = c.kcp.send(&msg);
+        let _ = c.kcp.flush();
+    };
+    let poll = |c: &mut Side| {
+        c.turn();
+        c.kcp.recv(&mut buf).is_ok()
+    };
+    let Some(samples) = spin_round_trips(w, &mut client, send, poll) else {
+        return (None, None);
+    };
     let _ = echo.join();
     (
         Percentiles::of(samples),

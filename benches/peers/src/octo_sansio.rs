@@ -11,7 +11,7 @@ use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, MessageCourier};
 
 use crate::relay::Relay;
-use crate::stats::{mib_per_s, payload, Percentiles, Results};
+use crate::stats::{mib_per_s, payload, spin_round_trips, Percentiles, Results};
 use crate::work::Work;
 
 pub struct Node {
@@ -125,30 +125,19 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let t = Instant::now();
     client.ep.connect(t, &sid).unwrap();
     let msg = vec![7u8; size];
-    let mut samples = Vec::with_capacity(w.round_trips);
-    for i in 0..total {
-        let start = Instant::now();
-        client
-            .ep
-            .courier_mut::<MessageCourier>(hc)
-            .unwrap()
-            .send(start, msg.clone(), None)
-            .unwrap();
-        loop {
-            client.turn();
-            let c = client.ep.courier_mut::<MessageCourier>(hc).unwrap();
-            while c.poll_event().is_some() {}
-            if c.recv().is_some() {
-                break;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                return (None, None);
-            }
-        }
-        if i >= w.warmup {
-            samples.push(start.elapsed());
-        }
-    }
+    let send = |n: &mut Node| {
+        let c = n.ep.courier_mut::<MessageCourier>(hc).unwrap();
+        c.send(Instant::now(), msg.clone(), None).unwrap();
+    };
+    let poll = |n: &mut Node| {
+        n.turn();
+        let c = n.ep.courier_mut::<MessageCourier>(hc).unwrap();
+        while c.poll_event().is_some() {}
+        c.recv().is_some()
+    };
+    let Some(samples) = spin_round_trips(w, &mut client, send, poll) else {
+        return (None, None);
+    };
     let _ = echo.join();
     let handshake = first_rx.try_recv().ok().map(|at| at - t);
     (Percentiles::of(samples), handshake)

@@ -12,7 +12,9 @@ use renet_netcode::{
 };
 
 use crate::relay::Relay;
-use crate::stats::{checksum, mib_per_s, payload, reliable_results, Fnv, Percentiles, Results};
+use crate::stats::{
+    checksum, mib_per_s, payload, reliable_results, spin_round_trips, Fnv, Percentiles, Results,
+};
 use crate::work::Work;
 
 const PROTOCOL: u64 = 7;
@@ -128,29 +130,19 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
         }
     }
     let msg = bytes::Bytes::from(vec![7u8; size]);
-    let mut samples = Vec::with_capacity(w.round_trips);
-    for i in 0..total {
-        let t = Instant::now();
-        client
-            .client
-            .send_message(DefaultChannel::ReliableOrdered, msg.clone());
-        loop {
-            client.turn();
-            if client
-                .client
-                .receive_message(DefaultChannel::ReliableOrdered)
-                .is_some()
-            {
-                break;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                return (None, None);
-            }
-        }
-        if i >= w.warmup {
-            samples.push(t.elapsed());
-        }
-    }
+    let send = |c: &mut Client| {
+        c.client
+            .send_message(DefaultChannel::ReliableOrdered, msg.clone())
+    };
+    let poll = |c: &mut Client| {
+        c.turn();
+        c.client
+            .receive_message(DefaultChannel::ReliableOrdered)
+            .is_some()
+    };
+    let Some(samples) = spin_round_trips(w, &mut client, send, poll) else {
+        return (None, None);
+    };
     let _ = echo.join();
     (
         Percentiles::of(samples),

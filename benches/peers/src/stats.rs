@@ -1,12 +1,37 @@
 //! Percentiles and the per-library results.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::work::Work;
 
 /// Goodput of `bytes` moved in `took`, in MiB/s.
 pub fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / took.as_secs_f64() / (1 << 20) as f64
+}
+
+/// Times `w.warmup + w.round_trips` round trips on a polled peer, keeping
+/// those after the warm-up: `send` starts one, `poll` drives the peer once
+/// and says whether the echo is back. `None` if an echo takes over 10 s.
+pub fn spin_round_trips<S>(
+    w: &Work,
+    state: &mut S,
+    mut send: impl FnMut(&mut S),
+    mut poll: impl FnMut(&mut S) -> bool,
+) -> Option<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(w.round_trips);
+    for i in 0..w.warmup + w.round_trips {
+        let t = Instant::now();
+        send(state);
+        while !poll(state) {
+            if t.elapsed() > Duration::from_secs(10) {
+                return None;
+            }
+        }
+        if i >= w.warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    Some(samples)
 }
 
 /// A peer's `rtt(size, work)`: percentiles and the handshake time.
