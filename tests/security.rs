@@ -144,13 +144,7 @@ fn forged_syn_with_bad_signature_gets_silence_and_no_signature() {
     let mut sim = pair(5, LinkConfig::default(), EndpointConfig::default());
     sim.capture = true;
     establish(&mut sim, Duration::from_secs(5)).unwrap();
-    let syn = sim
-        .captured
-        .iter()
-        .find(|c| c.bytes[3] == 1)
-        .unwrap()
-        .bytes
-        .clone();
+    let syn = first_captured(&sim, 1);
     let signatures = sim.nodes[1].endpoint.stats().rsa_signatures;
     let attacker: SocketAddr = "127.0.9.9:999".parse().unwrap();
     // Change the timestamp (a "newer" SYN) without re-signing.
@@ -194,13 +188,7 @@ fn replayed_syn_on_a_live_session_is_ignored() {
     sim.capture = true;
     establish(&mut sim, Duration::from_secs(5)).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let syn = sim
-        .captured
-        .iter()
-        .find(|c| c.bytes[3] == 1)
-        .unwrap()
-        .bytes
-        .clone();
+    let syn = first_captured(&sim, 1);
     let from = sim.nodes[0].addr;
     sim.inject(from, 1, syn);
     sim.run_for(Duration::from_secs(1));
@@ -295,13 +283,7 @@ fn flood_during_handshake(attacker_for: impl Fn(SocketAddr) -> SocketAddr) {
     sim.capture = true;
     // A genuine SYN to replay later: an attempt that is then closed.
     establish(&mut sim, Duration::from_secs(5)).unwrap();
-    let old_syn = sim
-        .captured
-        .iter()
-        .find(|c| c.bytes[3] == 1)
-        .unwrap()
-        .bytes
-        .clone();
+    let old_syn = first_captured(&sim, 1);
     let b = id(&sim, 1);
     let now = sim.now();
     sim.nodes[0].endpoint.close(now, &b).unwrap();

@@ -258,28 +258,31 @@ fn bad_input_gets_one_line_and_a_non_zero_exit() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+/// `agent` on 127.0.0.1:`port` for a minute, once it has started.
+fn started_agent(home: &Path, port: u16) -> Running {
+    let agent = Running::spawn(
+        home,
+        &["agent", "--bind", &format!("127.0.0.1:{port}"), "--for", "60"],
+    );
+    assert!(agent
+        .expect_line(Duration::from_secs(10), |l| l.starts_with("agent "))
+        .is_some());
+    agent
+}
+
+/// `remote ace` from 127.0.0.1:`port` for `seconds`.
+fn remote_of_ace(home: &Path, port: u16, seconds: u32) -> Running {
+    let (bind, secs) = (format!("127.0.0.1:{port}"), seconds.to_string());
+    Running::spawn(home, &["remote", "ace", "--bind", &bind, "--for", &secs])
+}
+
 #[test]
 fn a_killed_and_restarted_agent_is_reconnected_within_seconds() {
     let root = temp("kill");
     let (pa, pb) = (free_port(), free_port());
     let (a, b) = paired(&root, pa, pb);
-    let agent_args = ["agent", "--bind", &format!("127.0.0.1:{pa}"), "--for", "60"];
-    let agent_args: Vec<&str> = agent_args.iter().map(|s| s.as_ref()).collect();
-    let mut agent = Running::spawn(&a, &agent_args);
-    assert!(agent
-        .expect_line(Duration::from_secs(10), |l| l.starts_with("agent "))
-        .is_some());
-    let remote = Running::spawn(
-        &b,
-        &[
-            "remote",
-            "ace",
-            "--bind",
-            &format!("127.0.0.1:{pb}"),
-            "--for",
-            "60",
-        ],
-    );
+    let mut agent = started_agent(&a, pa);
+    let remote = remote_of_ace(&b, pb, 60);
     assert!(remote
         .expect_line(Duration::from_secs(15), |l| l == "connected ace")
         .is_some());
@@ -288,7 +291,10 @@ fn a_killed_and_restarted_agent_is_reconnected_within_seconds() {
     let _ = agent.child.wait();
     let killed = Instant::now();
     drop(agent);
-    let _agent = Running::spawn(&a, &agent_args);
+    let _agent = Running::spawn(
+        &a,
+        &["agent", "--bind", &format!("127.0.0.1:{pa}"), "--for", "60"],
+    );
     let again = remote.expect_line(Duration::from_secs(15), |l| l.starts_with("connected ace "));
     let took = killed.elapsed();
     assert!(again.is_some(), "the remote never reconnected");
@@ -301,24 +307,8 @@ fn the_remote_reports_how_stale_the_agents_state_is_when_it_stops() {
     let root = temp("stale");
     let (pa, pb) = (free_port(), free_port());
     let (a, b) = paired(&root, pa, pb);
-    let agent = Running::spawn(
-        &a,
-        &["agent", "--bind", &format!("127.0.0.1:{pa}"), "--for", "30"],
-    );
-    assert!(agent
-        .expect_line(Duration::from_secs(10), |l| l.starts_with("agent "))
-        .is_some());
-    let remote = Running::spawn(
-        &b,
-        &[
-            "remote",
-            "ace",
-            "--bind",
-            &format!("127.0.0.1:{pb}"),
-            "--for",
-            "2",
-        ],
-    );
+    let _agent = started_agent(&a, pa);
+    let remote = remote_of_ace(&b, pb, 2);
     let summary = remote.expect_line(Duration::from_secs(20), |l| l.starts_with("staleness"));
     let summary = summary.expect("a staleness line at exit");
     // "... over N samples: p50 .., p99 .., max .. (by the agent's clock)"

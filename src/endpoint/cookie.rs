@@ -21,7 +21,7 @@ use crate::wire::{self, Cookie, HandshakeFields, Syn, COOKIE_LEN, RETRY_LEN};
 /// Cookies are valid in the epoch they were made and the next.
 const COOKIE_EPOCH_SECS: u64 = 4;
 /// RETRYs an attempt follows at most (a forged RETRY costs us a SYN).
-pub(crate) const MAX_RETRIES_FOLLOWED: u32 = 4;
+const MAX_RETRIES_FOLLOWED: u32 = 4;
 
 impl Endpoint {
     fn cookie(&self, now: Instant, from: SocketAddr, initiator: &NodeId, epochs_ago: u64) -> Cookie {

@@ -38,6 +38,12 @@ pub fn count_events(sim: &Sim, node: usize, pred: impl Fn(&Event) -> bool) -> us
     sim.events_of(node).filter(|e| pred(e)).count()
 }
 
+/// The first captured datagram of `packet_type` (1 SYN, 2 SYN-ACK, ...).
+pub fn first_captured(sim: &Sim, packet_type: u8) -> Vec<u8> {
+    let c = sim.captured.iter().find(|c| c.bytes[3] == packet_type);
+    c.expect("a captured datagram of that type").bytes.clone()
+}
+
 /// Connects 0 → 1 and runs until both sides are established.
 pub fn establish(sim: &mut Sim, limit: Duration) -> Option<Duration> {
     sim.connect(0, 1, limit)

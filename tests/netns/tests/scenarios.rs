@@ -12,13 +12,24 @@ use std::time::{Duration, Instant};
 
 use lab::{unavailable, Lab, Ns, Running, AGENT_PORT, ONE_AT_A_TIME};
 
-/// The lab's lock, or `None` (and a message) where the suite cannot run.
-fn lab_turn(scenario: &str) -> Option<MutexGuard<'static, ()>> {
+/// A lab whose link is shaped by `netem_args`, held under the lab lock.
+/// Fields drop in order: the lab is gone before the lock is released.
+struct Turn {
+    lab: Lab,
+    _lock: MutexGuard<'static, ()>,
+}
+
+/// The lab for `scenario`, or `None` (and a message) where the suite
+/// cannot run.
+fn lab_turn(scenario: &str, netem_args: &[&str]) -> Option<Turn> {
     if let Some(why) = unavailable() {
         eprintln!("netns scenario {scenario} skipped: {why}");
         return None;
     }
-    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
+    let lock = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::new();
+    lab.shape(netem_args);
+    Some(Turn { lab, _lock: lock })
 }
 
 fn agent(lab: &Lab) -> Running {
@@ -88,22 +99,26 @@ fn payload(len: usize) -> Vec<u8> {
 
 #[test]
 fn a_64_mib_file_arrives_intact_over_10_percent_loss_and_50_ms_delay() {
-    let Some(_turn) = lab_turn("bulk") else { return };
-    let mut lab = Lab::new();
     // 50 ms each way, 10 % loss each way; and, beyond the brief, 1 %
     // duplicated and 0.2 % corrupted past the UDP checksum.
-    lab.shape(&[
-        "--delay-ms",
-        "50",
-        "--loss",
-        "10",
-        "--duplicate",
-        "1",
-        "--corrupt",
-        "0.2",
-        "--seed",
-        "1",
-    ]);
+    let Some(turn) = lab_turn(
+        "bulk",
+        &[
+            "--delay-ms",
+            "50",
+            "--loss",
+            "10",
+            "--duplicate",
+            "1",
+            "--corrupt",
+            "0.2",
+            "--seed",
+            "1",
+        ],
+    ) else {
+        return;
+    };
+    let lab = &turn.lab;
     let file = lab.dir.join("payload.bin");
     let sent = payload(64 << 20);
     std::fs::write(&file, &sent).expect("payload written");
@@ -151,13 +166,12 @@ fn a_64_mib_file_arrives_intact_over_10_percent_loss_and_50_ms_delay() {
 
 #[test]
 fn a_30_s_partition_heals_without_restarting_anything() {
-    let Some(_turn) = lab_turn("partition") else {
+    let Some(turn) = lab_turn("partition", &["--delay-ms", "5"]) else {
         return;
     };
-    let mut lab = Lab::new();
-    lab.shape(&["--delay-ms", "5"]);
-    let mut agent = agent(&lab);
-    let mut remote = remote(&lab, 300);
+    let lab = &turn.lab;
+    let mut agent = agent(lab);
+    let mut remote = remote(lab, 300);
     connected(&mut remote);
     let before = last_heading(&mut remote);
     lab.cut(true);
@@ -178,17 +192,18 @@ fn a_30_s_partition_heals_without_restarting_anything() {
 
 #[test]
 fn the_remote_reconnects_after_a_kill_9_and_restart_of_the_agent() {
-    let Some(_turn) = lab_turn("kill -9") else { return };
-    let mut lab = Lab::new();
-    lab.shape(&["--delay-ms", "5"]);
-    let mut agent = agent(&lab);
-    let mut remote = remote(&lab, 300);
+    let Some(turn) = lab_turn("kill -9", &["--delay-ms", "5"]) else {
+        return;
+    };
+    let lab = &turn.lab;
+    let mut agent = agent(lab);
+    let mut remote = remote(lab, 300);
     connected(&mut remote);
     let before = last_heading(&mut remote);
     agent.kill();
     std::thread::sleep(Duration::from_secs(1));
     let restarted = Instant::now();
-    let _agent = self::agent(&lab);
+    let _agent = self::agent(lab);
     let (at, _) = fresh_state(&mut remote, before, Duration::from_secs(30));
     let reconnect = remote
         .seen
@@ -205,13 +220,12 @@ fn the_remote_reconnects_after_a_kill_9_and_restart_of_the_agent() {
 
 #[test]
 fn the_session_follows_the_agent_to_a_new_address() {
-    let Some(_turn) = lab_turn("address change") else {
+    let Some(turn) = lab_turn("address change", &["--delay-ms", "5"]) else {
         return;
     };
-    let mut lab = Lab::new();
-    lab.shape(&["--delay-ms", "5"]);
-    let _agent = agent(&lab);
-    let mut remote = remote(&lab, 300);
+    let lab = &turn.lab;
+    let _agent = agent(lab);
+    let mut remote = remote(lab, 300);
     connected(&mut remote);
     lab.move_agent("10.77.0.11");
     let moved = Instant::now();
@@ -236,22 +250,26 @@ fn the_session_follows_the_agent_to_a_new_address() {
 
 #[test]
 fn state_stays_fresh_under_20_ms_jitter_with_reordering() {
-    let Some(_turn) = lab_turn("jitter") else { return };
-    let mut lab = Lab::new();
     // One-way delay 20 ms ± 20 ms (netem's `delay 20ms 20ms`), and 10 % of
     // packets skip the delay and overtake the rest.
-    lab.shape(&[
-        "--delay-ms",
-        "20",
-        "--jitter-ms",
-        "20",
-        "--reorder",
-        "10",
-        "--seed",
-        "5",
-    ]);
-    let _agent = agent(&lab);
-    let mut remote = remote(&lab, 20);
+    let Some(turn) = lab_turn(
+        "jitter",
+        &[
+            "--delay-ms",
+            "20",
+            "--jitter-ms",
+            "20",
+            "--reorder",
+            "10",
+            "--seed",
+            "5",
+        ],
+    ) else {
+        return;
+    };
+    let lab = &turn.lab;
+    let _agent = agent(lab);
+    let mut remote = remote(lab, 20);
     connected(&mut remote);
     assert_eq!(remote.wait(Duration::from_secs(40)), Some(true));
     let text = remote.transcript();
