@@ -2,6 +2,10 @@
 //! (20 ms RTT), and AgentState staleness at 10 % loss.
 //!
 //! `cargo run --release -p octolink-couriers --example courier_figures`
+//!
+//! Narrower runs: `COURIER_FIGURES_LOSSES=0,5` (percent), `COURIER_FIGURES_MIB=8`,
+//! `COURIER_FIGURES_DATAGRAM=512`, `COURIER_FIGURES_DELAY_MS=20` (one way);
+//! `COURIER_FIGURES_TRACE=1` prints the sender's window every 20 ms.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,28 +37,20 @@ impl BlobSink for PatternSink {
     }
 }
 
-fn blob_goodput(loss: f64, size: u64) -> (Duration, f64, f64) {
+/// The blob run's shape, from the environment (see the module docs).
+struct BlobRun {
+    size: u64,
+    max_datagram: usize,
+    one_way: Duration,
+}
+
+fn blob_goodput(run: &BlobRun, loss: f64) -> (Duration, f64, f64) {
     let cfg = EndpointConfig {
-        max_datagram: std::env::var("COURIER_FIGURES_DATAGRAM")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1452),
+        max_datagram: run.max_datagram,
         ..EndpointConfig::default()
     };
-    let mut sim = Sim::with_fixture_nodes(
-        7,
-        &["a", "b"],
-        LinkConfig::lossy(
-            Duration::from_millis(
-                std::env::var("COURIER_FIGURES_DELAY_MS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(10),
-            ),
-            loss,
-        ),
-        cfg,
-    );
+    let size = run.size;
+    let mut sim = Sim::with_fixture_nodes(7, &["a", "b"], LinkConfig::lossy(run.one_way, loss), cfg);
     let rx_cfg = BlobConfig {
         acceptor: Acceptor::Custom(Box::new(|_, size| {
             Ok(Box::new(PatternSink(size)) as Box<dyn BlobSink>)
@@ -100,9 +96,6 @@ fn blob_goodput(loss: f64, size: u64) -> (Duration, f64, f64) {
     let took = sim.elapsed() - start;
     let s = sim.nodes[0].endpoint.stats().sessions[0].clone();
     let overhead = s.sent.bytes as f64 / size as f64 - 1.0;
-    if std::env::var_os("COURIER_FIGURES_DEBUG").is_some() {
-        eprintln!("{s:?}");
-    }
     (
         took,
         size as f64 / took.as_secs_f64() / (1 << 20) as f64,
@@ -162,7 +155,7 @@ fn staleness(loss: f64) -> (Duration, Duration, Duration) {
     (pct(0.5), pct(0.99), *samples.last().unwrap())
 }
 
-/// `COURIER_FIGURES_LOSSES=0,5` and `COURIER_FIGURES_MIB=8` narrow a run.
+/// A comma-separated list of numbers from the environment, or `default`.
 fn env_list(name: &str, default: &[f64]) -> Vec<f64> {
     std::env::var(name).map_or_else(
         |_| default.to_vec(),
@@ -171,13 +164,23 @@ fn env_list(name: &str, default: &[f64]) -> Vec<f64> {
 }
 
 fn main() {
-    let mib = env_list("COURIER_FIGURES_MIB", &[64.0])[0];
+    let one = |name: &str, default: f64| env_list(name, &[default]).first().copied().unwrap_or(default);
+    let mib = one("COURIER_FIGURES_MIB", 64.0);
+    let run = BlobRun {
+        size: (mib * (1 << 20) as f64) as u64,
+        max_datagram: one("COURIER_FIGURES_DATAGRAM", 1452.0) as usize,
+        one_way: Duration::from_secs_f64(one("COURIER_FIGURES_DELAY_MS", 10.0) / 1e3),
+    };
     let losses = env_list("COURIER_FIGURES_LOSSES", &[0.0, 1.0, 10.0]);
-    println!("{mib} MiB blob, 20 ms RTT, 1452-byte datagrams (simulated):\n");
+    println!(
+        "{mib} MiB blob, {:?} RTT, {}-byte datagrams (simulated):\n",
+        run.one_way * 2,
+        run.max_datagram
+    );
     println!("| loss | time | goodput | bytes on the wire beyond the blob |");
     println!("|---|---|---|---|");
     for loss in losses.iter().map(|l| l / 100.0) {
-        let (took, mib_s, overhead) = blob_goodput(loss, (mib * (1 << 20) as f64) as u64);
+        let (took, mib_s, overhead) = blob_goodput(&run, loss);
         println!(
             "| {:.0}% | {:.1} s | {:.2} MiB/s | {:.1}% |",
             loss * 100.0,

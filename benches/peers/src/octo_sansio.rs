@@ -177,9 +177,6 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
         client.turn();
     }
     let done = receiver.join().ok()??;
-    if std::env::var_os("PEERBENCH_DEBUG").is_some() {
-        eprintln!("{:?}", client.ep.stats().sessions.first());
-    }
     Some(mib_per_s(bytes, done - t))
 }
 
