@@ -8,7 +8,8 @@ use crate::wire::{MAX_DATAGRAM, MIN_DATAGRAM};
 /// Settings for an [`crate::Endpoint`].
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    /// Largest datagram this endpoint emits or accepts, 512..=1452.
+    /// Largest datagram this endpoint emits or accepts, 512..=8952
+    /// ([`crate::wire::ETHERNET_DATAGRAM`], 1452, on a 1500-byte MTU link).
     /// A session uses the smaller of the two ends' values.
     pub max_datagram: usize,
     /// First handshake re-send delay; doubles on each re-send.

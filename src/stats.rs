@@ -203,7 +203,12 @@ pub struct Stats {
     pub retries_sent: u64,
     /// RSA signature verifications performed.
     pub rsa_verifications: u64,
+    /// Events dropped because the application did not take them in time.
     pub events_dropped: u64,
+    /// Datagrams the socket refused for good (reported by whoever owns the
+    /// socket, through [`crate::Endpoint::note_send_failures`]); loss
+    /// recovery re-sends what they carried.
+    pub send_failures: u64,
     pub sessions: Vec<SessionStats>,
     pub couriers: Vec<CourierStats>,
 }

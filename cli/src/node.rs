@@ -125,7 +125,7 @@ impl Node {
         let trust = home.trust()?;
         let mut cfg = ChannelConfig::new(opts.bind, identity);
         cfg.trust_path = Some(home.associates_path());
-        cfg.endpoint.max_datagram = octolink::wire::MAX_DATAGRAM;
+        cfg.endpoint.max_datagram = octolink::wire::ETHERNET_DATAGRAM;
         cfg.endpoint.connect_all = opts.connect_all;
         let channel = CommsChannel::start(cfg)?;
         let state = AgentState::new(channel.node_id());

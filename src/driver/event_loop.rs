@@ -11,7 +11,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Interest, Poll, Token};
 
 use super::{ChannelError, Command, SHUTDOWN_DRAIN, SHUTDOWN_LINGER};
-use crate::wire::MAX_DATAGRAM;
 use crate::{Endpoint, Event};
 
 /// How the loop behaves, from the channel's configuration.
@@ -32,6 +31,11 @@ const BATCHES_PER_TURN: usize = 8;
 const MAX_PENDING: usize = 4096;
 /// Datagrams per GSO send at most.
 const MAX_BATCH: usize = 32;
+/// Bytes per GSO send at most: the kernel refuses a batch whose total
+/// exceeds one UDP datagram's length limit over IPv4.
+const MAX_GSO_BYTES: usize = 65_507;
+/// A receive buffer that GRO may fill with several datagrams.
+const GRO_BUFFER: usize = 64 * 1024;
 /// Sleeping is only as precise as the OS tick; closer deadlines are spun for.
 const SPIN_BELOW: Duration = Duration::from_millis(1);
 
@@ -48,11 +52,11 @@ pub struct EventLoop {
     recv_stride: usize,
     /// Room for one GSO batch of datagrams.
     tx_buf: Vec<u8>,
+    /// The endpoint's datagram size limit.
+    max_datagram: usize,
     max_segments: usize,
     pending: VecDeque<(SocketAddr, Vec<u8>)>,
     want_writable: bool,
-    pub events_dropped: u64,
-    pub send_errors: u64,
     /// A session was established since the store was last saved.
     trust_dirty: bool,
     last_save: Option<Instant>,
@@ -81,8 +85,13 @@ impl EventLoop {
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+        let max_datagram = endpoint.config().max_datagram;
         // With GRO one buffer may hold several datagrams.
-        let recv_stride = (state.gro_segments().max(1) * 1500).min(64 * 1024);
+        let recv_stride = if state.gro_segments() > 1 {
+            GRO_BUFFER
+        } else {
+            max_datagram
+        };
         let max_segments = state.max_gso_segments().clamp(1, MAX_BATCH);
         Ok(Self {
             poll,
@@ -95,12 +104,11 @@ impl EventLoop {
             busy_poll,
             recv_buf: vec![0; recv_stride * BATCH],
             recv_stride,
-            tx_buf: vec![0; MAX_DATAGRAM * max_segments],
+            tx_buf: vec![0; (max_datagram * max_segments).min(MAX_GSO_BYTES) + max_datagram],
+            max_datagram,
             max_segments,
             pending: VecDeque::new(),
             want_writable: false,
-            events_dropped: 0,
-            send_errors: 0,
             trust_dirty: false,
             last_save: None,
             adaptive_spin,
@@ -207,13 +215,14 @@ impl EventLoop {
             let at = batch.map_or(0, |b| b.2);
             let next = self
                 .endpoint
-                .poll_transmit(now, &mut self.tx_buf[at..at + MAX_DATAGRAM]);
+                .poll_transmit(now, &mut self.tx_buf[at..at + self.max_datagram]);
             if let (Some(t), Some(b)) = (next, batch.as_mut()) {
                 let (dest, seg, bytes) = *b;
                 if t.destination == dest
                     && t.len <= seg
                     && bytes % seg == 0
                     && bytes / seg < self.max_segments
+                    && bytes + t.len <= MAX_GSO_BYTES
                 {
                     b.2 += t.len;
                     continue;
@@ -223,7 +232,7 @@ impl EventLoop {
             if let Some((dest, seg, bytes)) = batch.take() {
                 let segment = (bytes > seg).then_some(seg);
                 let sent = send_datagrams(&self.state, &self.socket, dest, &self.tx_buf[..bytes], segment);
-                if !self.tally(sent) {
+                if !self.tally(sent, bytes.div_ceil(seg)) {
                     self.keep(dest, 0..bytes, seg);
                     if let Some(t) = next {
                         self.keep(t.destination, at..at + t.len, t.len);
@@ -245,7 +254,7 @@ impl EventLoop {
             if self.pending.len() < MAX_PENDING {
                 self.pending.push_back((dest, d.to_vec()));
             } else {
-                self.send_errors += 1;
+                self.endpoint.note_send_failures(1);
             }
         }
     }
@@ -253,16 +262,16 @@ impl EventLoop {
     /// Sends one datagram; false if the socket is full.
     fn send(&mut self, dest: SocketAddr, contents: &[u8], segment: Option<usize>) -> bool {
         let sent = send_datagrams(&self.state, &self.socket, dest, contents, segment);
-        self.tally(sent)
+        self.tally(sent, 1)
     }
 
     /// Counts a send's outcome; false if the socket was full.
-    fn tally(&mut self, sent: Sent) -> bool {
+    fn tally(&mut self, sent: Sent, datagrams: usize) -> bool {
         match sent {
             Sent::Yes => true,
             Sent::Full => false,
             Sent::Failed => {
-                self.send_errors += 1;
+                self.endpoint.note_send_failures(datagrams as u64);
                 true
             }
         }
@@ -303,7 +312,7 @@ impl EventLoop {
                 self.trust_dirty = true;
             }
             if let Err(TrySendError::Full(_)) = self.events.try_send(e) {
-                self.events_dropped += 1;
+                self.endpoint.note_events_dropped(1);
             }
         }
     }

@@ -46,6 +46,12 @@ pub struct ChannelConfig {
     pub adaptive_spin: Duration,
     /// Events kept for the application at most; more are counted and dropped.
     pub event_capacity: usize,
+    /// Send and receive buffer asked of the kernel for the socket, in bytes
+    /// (zero keeps the system default). Bursts beyond the receive buffer are
+    /// dropped by the kernel before the loop sees them; the default 2 MiB
+    /// holds a full congestion window of a fast loopback or LAN transfer.
+    /// Linux caps the request at `net.core.rmem_max` / `wmem_max`.
+    pub socket_buffer: usize,
 }
 
 impl ChannelConfig {
@@ -59,6 +65,7 @@ impl ChannelConfig {
             busy_poll: false,
             adaptive_spin: Duration::ZERO,
             event_capacity: 65_536,
+            socket_buffer: 2 << 20,
         }
     }
 }
@@ -138,7 +145,7 @@ pub struct CommsChannel {
 impl CommsChannel {
     /// Binds the socket, loads the trust store and starts the loop thread.
     pub fn start(config: ChannelConfig) -> Result<Self, ChannelError> {
-        let socket = socket::bind(config.bind)?;
+        let socket = socket::bind(config.bind, config.socket_buffer)?;
         let local_addr = socket.local_addr()?;
         let mut trust = match &config.trust_path {
             Some(p) => TrustStore::load(p)?,

@@ -542,6 +542,19 @@ impl Endpoint {
         s
     }
 
+    /// Records `datagrams` that the socket refused for good (not "would
+    /// block"), so that [`Stats::send_failures`] shows them. For whoever
+    /// drives the engine; the runtime calls it itself.
+    pub fn note_send_failures(&mut self, datagrams: u64) {
+        self.stats.send_failures += datagrams;
+    }
+
+    /// Records events dropped outside the engine (an application that did
+    /// not take them in time), so that [`Stats::events_dropped`] shows them.
+    pub fn note_events_dropped(&mut self, events: u64) {
+        self.stats.events_dropped += events;
+    }
+
     /// Asks for an [`Event::CourierData`] each time the courier receives
     /// data (so a thread outside the engine knows to look).
     pub fn set_courier_notify(&mut self, handle: CourierHandle, on: bool) -> Result<(), ApiError> {

@@ -29,14 +29,16 @@ impl Pacer {
         self.last = self.last.max(now);
     }
 
-    /// When a packet of `len` bytes may go (now, or later).
+    /// When a packet of `len` bytes may go (now, or later). One larger than
+    /// the bucket goes when the bucket is full: it could never wait for more.
     pub fn ready_at(&self, now: Instant, len: usize) -> Instant {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         let tokens = (self.tokens + dt * self.rate as f64).min(self.burst);
-        if tokens >= len as f64 {
+        let len = (len as f64).min(self.burst);
+        if tokens >= len {
             now
         } else {
-            now + Duration::from_secs_f64((len as f64 - tokens) / self.rate as f64)
+            now + Duration::from_secs_f64((len - tokens) / self.rate as f64)
         }
     }
 
@@ -66,5 +68,15 @@ mod tests {
         p.on_sent(t0, 500);
         p.on_sent(t0, 500);
         assert_eq!(p.ready_at(t0, 500), t0 + Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_packet_larger_than_the_bucket_goes_when_the_bucket_is_full() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, 1000, 1000);
+        p.on_sent(t0, 1000);
+        let at = p.ready_at(t0, 5000);
+        assert_eq!(at, t0 + Duration::from_secs(1));
+        assert_eq!(p.ready_at(at, 5000), at, "a full bucket lets it go");
     }
 }

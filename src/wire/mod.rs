@@ -31,9 +31,13 @@ pub const HEADER_LEN: usize = 14;
 pub const TAG_LEN: usize = 16;
 /// The default, and smallest, datagram size limit.
 pub const MIN_DATAGRAM: usize = 512;
-/// The largest datagram size limit that may be configured (1500-byte
-/// Ethernet MTU less IPv6 and UDP headers).
-pub const MAX_DATAGRAM: usize = 1452;
+/// The largest datagram that crosses a 1500-byte Ethernet MTU without
+/// fragmentation (less IPv6 and UDP headers): the usual limit on real links.
+pub const ETHERNET_DATAGRAM: usize = 1452;
+/// The largest datagram size limit that may be configured: a 9000-byte
+/// jumbo frame less IPv6 and UDP headers. Worth it on loopback (one robot's
+/// processes) and on jumbo-frame links; elsewhere the IP layer fragments.
+pub const MAX_DATAGRAM: usize = 8952;
 /// Packet numbers are 48 bits on the wire.
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 

@@ -31,7 +31,7 @@ impl Node {
         }
         trust.insert(a).expect("trust");
         let cfg = EndpointConfig {
-            max_datagram: octolink::wire::MAX_DATAGRAM,
+            max_datagram: octolink::wire::ETHERNET_DATAGRAM,
             max_send_rate: 1 << 40,
             ..EndpointConfig::default()
         };

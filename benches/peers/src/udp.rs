@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
+use octolink::wire::{ETHERNET_DATAGRAM, MAX_DATAGRAM};
 
 fn rtt(size: usize, w: &Work) -> Option<Percentiles> {
     let server = UdpSocket::bind("127.0.0.1:0").ok()?;
@@ -46,14 +47,15 @@ fn rtt(size: usize, w: &Work) -> Option<Percentiles> {
     Percentiles::of(samples)
 }
 
-/// Blasts 1452-byte datagrams; goodput is what arrives (loopback can drop).
-fn bulk(w: &Work) -> Option<f64> {
+/// Blasts `datagram`-byte datagrams; goodput is what arrives (loopback can
+/// drop).
+fn bulk(w: &Work, datagram: usize) -> Option<f64> {
     let server = UdpSocket::bind("127.0.0.1:0").ok()?;
     server.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
     let addr = server.local_addr().ok()?;
     let total = w.bulk_bytes;
     let sink = std::thread::spawn(move || {
-        let mut buf = [0u8; 2048];
+        let mut buf = vec![0u8; datagram];
         let mut got = 0usize;
         let mut first: Option<Instant> = None;
         let mut last = Instant::now();
@@ -72,7 +74,7 @@ fn bulk(w: &Work) -> Option<f64> {
     let client = UdpSocket::bind("127.0.0.1:0").ok()?;
     client.connect(addr).ok()?;
     let data = payload(total);
-    for chunk in data.chunks(1452) {
+    for chunk in data.chunks(datagram) {
         let _ = client.send(chunk);
     }
     let (got, took) = sink.join().ok()?;
@@ -85,8 +87,21 @@ pub fn run(w: &Work) -> Results {
         mode: "std::net::UdpSocket, non-blocking receive in a spin loop, one thread per side; no reliability, no crypto".into(),
         rtt64: rtt(64, w),
         rtt512: rtt(512, w),
-        bulk_mib_s: bulk(w),
+        bulk_mib_s: bulk(w, ETHERNET_DATAGRAM),
         notes: vec!["bulk: fire-and-forget 1452-byte datagrams; what arrives counts".into()],
+        ..Results::default()
+    }
+}
+
+/// The bulk floor with jumbo datagrams, for the octolink jumbo row.
+pub fn run_jumbo(w: &Work) -> Results {
+    Results {
+        library: format!("raw UDP, {MAX_DATAGRAM}-byte datagrams"),
+        mode: format!("as raw UDP, bulk only, {MAX_DATAGRAM}-byte datagrams"),
+        bulk_mib_s: bulk(w, MAX_DATAGRAM),
+        notes: vec![format!(
+            "bulk: fire-and-forget {MAX_DATAGRAM}-byte datagrams; what arrives counts"
+        )],
         ..Results::default()
     }
 }

@@ -541,7 +541,8 @@ impl Courier for BlobCourier {
         Mandate {
             priority: self.cfg.priority,
             next_send: if wants { self.ready_since } else { None },
-            max_payload: 1452,
+            // Chunks fill whatever room a packet has.
+            max_payload: octolink::wire::MAX_DATAGRAM as u16,
             min_payload: if control {
                 (self.control_tx.next_payload_len() + 1) as u16
             } else {
