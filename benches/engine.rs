@@ -121,6 +121,11 @@ fn scheduler_fill(c: &mut Criterion) {
             )
             .unwrap();
     }
+    // The receiver has a courier with nothing to say, as most do most of
+    // the time.
+    eps[1]
+        .register_courier(CourierScope::Peer(ids[0]), CourierId(9), Box::new(Quiet))
+        .unwrap();
     eps[0].connect(t0, &ids[1]).unwrap();
     let mut buf = [0u8; 1500];
     // Handshake.
@@ -156,7 +161,33 @@ fn scheduler_fill(c: &mut Criterion) {
             })
         },
     );
+    // What a spinning loop pays per turn when nothing happens: the wait for
+    // the next datagram is made of these.
+    g.bench_function("idle turn: poll_timeout + poll_transmit, nothing due", |b| {
+        b.iter(|| {
+            let now = Instant::now();
+            let timeout = eps[1].poll_timeout();
+            if timeout.is_some_and(|t| t <= now) {
+                eps[1].handle_timeout(now);
+            }
+            while let Some(t) = eps[1].poll_transmit(now, &mut buf) {
+                eps[0].handle_datagram(now, addrs[1], &buf[..t.len]);
+            }
+            timeout
+        })
+    });
     g.finish();
+}
+
+/// A courier with nothing to send.
+struct Quiet;
+
+impl Courier for Quiet {
+    fn mandate(&self) -> Mandate {
+        Mandate::idle()
+    }
+    fn on_send_opportunity(&mut self, _: &CourierContext, _: &mut PayloadWriter<'_>) {}
+    fn on_receive(&mut self, _: &CourierContext, _: &[u8]) {}
 }
 
 fn handshake_steps(c: &mut Criterion) {
