@@ -7,6 +7,7 @@ use std::any::Any;
 use std::time::Instant;
 
 use crate::crypto::NodeId;
+pub use crate::waker::CourierWaker;
 
 /// A courier's wire id. Both ends must register the same id for the same
 /// kind of courier. Ids `0xff00..` are reserved for octolink's own couriers.
@@ -210,6 +211,18 @@ pub trait Courier: Any + Send {
 
     /// Called once `now` has reached [`Courier::next_timer`].
     fn on_timer(&mut self, _now: Instant) {}
+
+    /// Offered once, at registration. Return `true` to promise that the
+    /// mandate and timer change only in the engine's calls to this courier
+    /// (including [`crate::Endpoint::courier_mut`]) or after a
+    /// [`CourierWaker::wake`]: a courier fed from another thread or from
+    /// shared state keeps the waker and wakes it after each change. The
+    /// engine then re-reads the mandate only when something happened,
+    /// which is what lets one endpoint serve thousands of sessions.
+    /// `false` (the default) keeps the engine re-reading it on every poll.
+    fn accept_waker(&mut self, _waker: CourierWaker) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -27,15 +27,19 @@ pub mod session;
 pub mod stats;
 pub mod stream;
 pub mod trust;
+mod waker;
 pub mod wire;
 
 #[cfg(feature = "sim")]
 pub mod sim;
 
 pub use config::{ConfigError, EndpointConfig};
-pub use courier::{Courier, CourierContext, CourierId, CourierScope, Mandate, PayloadFull, PayloadWriter};
+pub use courier::{
+    Courier, CourierContext, CourierId, CourierScope, CourierWaker, Mandate, PayloadFull, PayloadWriter,
+};
 pub use crypto::{Identity, KeyError, NodeId, PublicKey};
 pub use endpoint::{ApiError, CourierHandle, Endpoint, Transmit};
 pub use event::{Alert, ConnectError, DisconnectReason, Event};
 pub use stats::{DropReason, SessionStats, Stats, Verdict};
 pub use trust::{NodeAssociate, Role, TrustError, TrustStore};
+pub use waker::WakeHook;

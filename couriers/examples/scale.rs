@@ -240,7 +240,26 @@ fn main() {
         sizes
     };
     let most = sizes.iter().copied().max().unwrap_or(0);
-    let identities: Vec<Identity> = (0..most).map(client_identity).collect();
+    // Key generation dominates a first run: spread it over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let identities: Vec<Identity> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..most)
+                        .step_by(threads)
+                        .map(|i| (i, client_identity(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<(usize, Identity)> = workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("keygen"))
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, id)| id).collect()
+    });
     println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) |");
     println!("|---|---|---|---|");
     for n in sizes {

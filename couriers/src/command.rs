@@ -134,6 +134,10 @@ macro_rules! delegate_courier {
             fn on_timer(&mut self, now: Instant) {
                 self.inner.on_timer(now)
             }
+            // All its state changes through the engine's calls.
+            fn accept_waker(&mut self, _waker: octolink::CourierWaker) -> bool {
+                true
+            }
         }
     };
 }

@@ -141,4 +141,10 @@ impl Courier for MessageCourier {
     fn on_timer(&mut self, now: Instant) {
         self.tx.expire(now);
     }
+
+    /// All its state changes through the engine's calls (and
+    /// `courier_mut`), so the engine need not poll it.
+    fn accept_waker(&mut self, _waker: octolink::CourierWaker) -> bool {
+        true
+    }
 }

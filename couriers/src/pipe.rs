@@ -5,18 +5,21 @@
 //! event loop) and takes arrivals from a [`PipeReceiver`]: no command round
 //! trip to the loop thread per message.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use octolink::driver::Notifier;
 use octolink::stream::{Received, RecvStream, SendStream, StreamConfig};
-use octolink::{Courier, CourierContext, Mandate, PayloadWriter};
+use octolink::{Courier, CourierContext, CourierWaker, Mandate, PayloadWriter};
 
 /// The application's sending end.
 #[derive(Debug, Clone)]
 pub struct PipeSender {
     tx: Sender<Vec<u8>>,
     notifier: Notifier,
+    /// The courier's waker, once it is registered.
+    waker: Arc<OnceLock<CourierWaker>>,
 }
 
 impl PipeSender {
@@ -25,7 +28,12 @@ impl PipeSender {
     pub fn send(&self, msg: Vec<u8>) -> Result<(), Vec<u8>> {
         match self.tx.try_send(msg) {
             Ok(()) => {
-                self.notifier.notify();
+                // The waker also wakes the loop; before registration only
+                // the notifier can.
+                match self.waker.get() {
+                    Some(w) => w.wake(),
+                    None => self.notifier.notify(),
+                }
                 Ok(())
             }
             Err(TrySendError::Full(m) | TrySendError::Disconnected(m)) => Err(m),
@@ -63,6 +71,7 @@ pub struct PipeCourier {
     priority: u8,
     /// When data became ready, for the scheduler's lateness.
     ready_since: Instant,
+    waker: Arc<OnceLock<CourierWaker>>,
 }
 
 impl PipeCourier {
@@ -75,6 +84,7 @@ impl PipeCourier {
     ) -> (Self, PipeSender, PipeReceiver) {
         let (out_tx, out_rx) = crossbeam_channel::bounded(capacity);
         let (in_tx, in_rx) = crossbeam_channel::bounded(capacity);
+        let waker = Arc::new(OnceLock::new());
         let courier = Self {
             tx: SendStream::new(config),
             rx: RecvStream::new(config),
@@ -82,8 +92,14 @@ impl PipeCourier {
             inbox: in_tx,
             priority,
             ready_since: Instant::now(),
+            waker: Arc::clone(&waker),
         };
-        (courier, PipeSender { tx: out_tx, notifier }, in_rx)
+        let sender = PipeSender {
+            tx: out_tx,
+            notifier,
+            waker,
+        };
+        (courier, sender, in_rx)
     }
 
     /// Moves messages from the pipe into the stream while it has room.
@@ -156,5 +172,10 @@ impl Courier for PipeCourier {
 
     fn unsettled(&self) -> usize {
         self.tx.unsettled() + self.outbox.len()
+    }
+    fn accept_waker(&mut self, waker: CourierWaker) -> bool {
+        // Registered once; a second registration keeps the first waker.
+        let _ = self.waker.set(waker);
+        true
     }
 }

@@ -161,4 +161,10 @@ impl Courier for TelemetryCourier {
             }
         }
     }
+
+    /// All its state changes through the engine's calls (and
+    /// `courier_mut`), so the engine need not poll it.
+    fn accept_waker(&mut self, _waker: octolink::CourierWaker) -> bool {
+        true
+    }
 }

@@ -198,3 +198,35 @@ fn a_digest_mismatch_makes_both_sides_send_everything() {
     assert_eq!(sa.digest(), sb.digest());
     assert_eq!(sb.get::<u32>(t1, MODE).unwrap().value, 7);
 }
+
+/// The application writes the state without the engine; the write must
+/// reach the engine at once (through the couriers' wakers), not at its
+/// next timer.
+#[test]
+fn a_local_write_wakes_the_engine_and_goes_out_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let (mut sim, states) = fleet(4, 1, LinkConfig::default());
+    sim.run_for(Duration::from_millis(500));
+    let rings = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&rings);
+    sim.nodes[0].endpoint.set_wake_hook(Some(Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })));
+    let now = sim.now();
+    assert!(sim.nodes[0].endpoint.poll_timeout().is_some_and(|t| t > now));
+    states[0].set(now, SPEED, &2.5f32).unwrap();
+    assert_eq!(
+        rings.load(Ordering::Relaxed),
+        1,
+        "the write rang the driver's loop"
+    );
+    assert!(
+        sim.nodes[0].endpoint.poll_timeout().is_some_and(|t| t <= now),
+        "and the engine has something to send now"
+    );
+    let arrived = sim.run_until_cond(Duration::from_millis(50), |_| {
+        states[1].get::<f32>(now, SPEED).is_ok_and(|v| v.value == 2.5)
+    });
+    assert!(arrived, "the control has it one link delay later");
+}

@@ -161,7 +161,7 @@ impl CommsChannel {
         let mut seed = [0u8; 32];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
         let node_id = config.identity.id();
-        let endpoint = Endpoint::new(
+        let mut endpoint = Endpoint::new(
             config.endpoint.clone(),
             config.identity.clone(),
             trust,
@@ -171,6 +171,12 @@ impl CommsChannel {
         )?;
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
+        // A courier woken from an application thread wakes the loop.
+        let ring = Arc::clone(&waker);
+        endpoint.set_wake_hook(Some(Arc::new(move || {
+            // A failed wake only delays the data to the loop's next wake-up.
+            let _ = ring.wake();
+        })));
         let (cmd_tx, cmd_rx) = bounded(1024);
         let (ev_tx, ev_rx) = bounded(config.event_capacity);
         let mut lp = event_loop::EventLoop::new(

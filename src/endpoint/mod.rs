@@ -4,6 +4,7 @@ mod cookie;
 mod handshake;
 mod peer;
 mod recv;
+mod schedule;
 mod send;
 mod timers;
 
@@ -76,6 +77,9 @@ pub(crate) struct CourierSlot {
     pub broadcast: BroadcastPayload,
     /// The application's cap on this courier's send rate.
     pub rate_cap: Option<crate::session::Pacer>,
+    /// The flag its waker sets, if it accepted one (see
+    /// [`Courier::accept_waker`]); `None` means it is polled.
+    pub waker_queued: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     pub stats: crate::stats::CourierStats,
 }
 
@@ -200,7 +204,6 @@ pub struct Endpoint {
     pub(crate) stats: Stats,
     pub(crate) honeymoon_until: Option<Instant>,
     pub(crate) last_active_peer: Option<NodeId>,
-    pub(crate) next_peer_to_serve: Option<NodeId>,
     pub(crate) scratch: Box<[u8; MAX_DATAGRAM]>,
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) ping_counter: u64,
@@ -218,6 +221,11 @@ pub struct Endpoint {
     pub(crate) recv_events: Vec<Event>,
     pub(crate) recv_deferred: Vec<recv::Deferred>,
     pub(crate) peer_scratch: Vec<NodeId>,
+    pub(crate) timer_scratch: Vec<NodeId>,
+    pub(crate) due_scratch: Vec<(Instant, NodeId)>,
+    pub(crate) send_scratch: Vec<(Instant, NodeId)>,
+    pub(crate) schedule: schedule::Schedule,
+    pub(crate) wake_queue: std::sync::Arc<crate::waker::WakeQueue>,
     /// When to sign SYNs ahead of need (see `presign_handshakes`).
     pub(crate) presign_at: Option<Instant>,
 }
@@ -270,7 +278,6 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: Stats::default(),
             last_active_peer: None,
-            next_peer_to_serve: None,
             scratch: Box::new([0; MAX_DATAGRAM]),
             candidates: Vec::new(),
             ping_counter: 0,
@@ -286,6 +293,11 @@ impl Endpoint {
             recv_events: Vec::new(),
             recv_deferred: Vec::new(),
             peer_scratch: Vec::new(),
+            timer_scratch: Vec::new(),
+            due_scratch: Vec::new(),
+            send_scratch: Vec::new(),
+            schedule: schedule::Schedule::default(),
+            wake_queue: Default::default(),
             presign_at: None,
         };
         ep.rng.fill_bytes(&mut ep.cookie_key);
@@ -310,6 +322,7 @@ impl Endpoint {
         let wanted = self.cfg.connect_all && !a.addresses.is_empty();
         let peer = self.peers.entry(a.id).or_default();
         peer.liveness.wanted |= wanted;
+        self.touch_all();
     }
 
     /// This node's ID.
@@ -337,6 +350,7 @@ impl Endpoint {
     /// Forgets a node: closes its session and removes it from the store.
     pub fn remove_associate(&mut self, now: Instant, id: &NodeId) -> Option<NodeAssociate> {
         let _ = self.close(now, id);
+        self.unschedule(id);
         if let Some(peer) = self.peers.remove(id) {
             self.forget_session_ids(&peer);
             for slot in peer.courier_slots {
@@ -350,6 +364,7 @@ impl Endpoint {
     /// `honeymoon_interval` until `now + duration`.
     pub fn start_honeymoon(&mut self, now: Instant, duration: Duration) {
         self.honeymoon_until = Some(now + duration);
+        self.touch_all();
     }
 
     pub(crate) fn in_honeymoon(&self, now: Instant) -> bool {
@@ -369,6 +384,7 @@ impl Endpoint {
         if p.active_session().is_none() && p.outgoing.is_none() && p.pending.is_none() {
             self.start_attempt(now, *peer);
         }
+        self.touch_all();
         Ok(())
     }
 
@@ -388,6 +404,7 @@ impl Endpoint {
         for id in attempt.into_iter().chain(pending) {
             self.by_session.remove(&id);
         }
+        self.touch(*peer);
         Ok(())
     }
 
@@ -403,6 +420,7 @@ impl Endpoint {
             .filter(|s| s.is_active())
             .ok_or(ApiError::NotConnected(*peer))?;
         s.ping_due = Some(token);
+        self.touch(*peer);
         Ok(token)
     }
 
@@ -450,6 +468,7 @@ impl Endpoint {
             notify: false,
             broadcast: BroadcastPayload::default(),
             rate_cap: None,
+            waker_queued: None,
             stats: crate::stats::CourierStats {
                 id: id.0,
                 ..Default::default()
@@ -465,10 +484,17 @@ impl Endpoint {
                 self.couriers.len() - 1
             }
         };
+        let (waker, queued) = self.wake_queue.waker(index);
+        if let Some(slot) = self.couriers[index].as_mut() {
+            if slot.courier.accept_waker(waker) {
+                slot.waker_queued = Some(queued);
+            }
+        }
         match scope {
             CourierScope::Peer(p) => self.peers.entry(p).or_default().courier_slots.push(index),
             CourierScope::Broadcast => self.broadcast_slots.push(index),
         }
+        self.touch_all();
         Ok(CourierHandle(index))
     }
 
@@ -485,11 +511,16 @@ impl Endpoint {
                 peer.courier_slots.retain(|&i| i != handle.0);
             }
         }
+        self.touch_all();
         Ok(slot.courier)
     }
 
     /// The courier behind `handle`, as its concrete type.
     pub fn courier_mut<T: Courier>(&mut self, handle: CourierHandle) -> Option<&mut T> {
+        // Whatever the caller does to it may change its mandate.
+        if let Some(CourierScope::Peer(p)) = self.couriers.get(handle.0)?.as_ref().map(|s| s.scope) {
+            self.touch(p);
+        }
         let slot = self.couriers.get_mut(handle.0)?.as_mut()?;
         let any: &mut dyn std::any::Any = slot.courier.as_mut();
         any.downcast_mut::<T>()
@@ -581,6 +612,7 @@ impl Endpoint {
             .ok_or(ApiError::UnknownCourier)?;
         let burst = 2 * self.cfg.max_datagram;
         slot.rate_cap = bytes_per_sec.map(|r| crate::session::Pacer::new(now, r, burst));
+        self.touch_all();
         Ok(())
     }
 
@@ -597,6 +629,7 @@ impl Endpoint {
             .ok_or(ApiError::NotConnected(*peer))?;
         s.rate_cap = bytes_per_sec;
         s.update_pacing();
+        self.touch(*peer);
         Ok(())
     }
 
@@ -666,6 +699,13 @@ impl Endpoint {
             return;
         }
         self.events.push_back(e);
+    }
+
+    /// Rings `hook` whenever a courier's waker is woken (see
+    /// [`crate::CourierWaker`]): the runtime wakes its loop with it. A
+    /// driver that polls anyway needs none.
+    pub fn set_wake_hook(&mut self, hook: Option<crate::WakeHook>) {
+        self.wake_queue.set_hook(hook);
     }
 
     pub(crate) fn drop_datagram(&mut self, reason: DropReason) {

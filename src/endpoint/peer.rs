@@ -77,6 +77,8 @@ pub struct Peer {
     pub presigned: Option<Presigned>,
     /// Courier slots scoped to this peer.
     pub courier_slots: Vec<usize>,
+    /// Its place in the endpoint's schedule.
+    pub sched: super::schedule::PeerSlot,
 }
 
 impl Peer {

@@ -9,7 +9,7 @@ use crate::crypto::{NodeId, ReplayVerdict};
 use crate::event::{DisconnectReason, Event};
 use crate::session::SessionState;
 use crate::stats::DropReason;
-use crate::wire::{Frame, FrameIter, Header, PacketType, HEADER_LEN, TAG_LEN};
+use crate::wire::{Frame, FrameIter, HandshakeFields, Header, PacketType, Syn, HEADER_LEN, TAG_LEN};
 
 /// Frames that need the endpoint (not just the session) after a packet.
 pub(crate) enum Deferred {
@@ -29,12 +29,23 @@ impl Endpoint {
         if datagram.len() > self.cfg.max_datagram {
             return self.drop_datagram(DropReason::Oversized);
         }
+        // The peer this datagram concerns has its deadline recomputed at
+        // the next poll (a forged one costs one recomputation, no more).
+        let concerned = match header.packet_type {
+            PacketType::Syn => <Syn as HandshakeFields>::decode(datagram)
+                .ok()
+                .map(|m| NodeId(m.msg.initiator)),
+            _ => self.by_session.get(&header.session_id).copied(),
+        };
         match header.packet_type {
             PacketType::Syn => self.handle_syn(now, from, datagram),
             PacketType::SynAck => self.handle_syn_ack(now, from, datagram),
             PacketType::Ack => self.handle_hs_ack(now, from, datagram),
             PacketType::Retry => self.handle_retry(from, datagram),
             PacketType::Data | PacketType::Close => self.handle_sealed(now, from, header, datagram),
+        }
+        if let Some(id) = concerned {
+            self.touch(id);
         }
     }
 

@@ -2,7 +2,6 @@
 //! sealed packet: acks first, then pongs, pings and close, then as many due
 //! couriers as fit, ranked by the scheduler.
 
-use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use super::{Endpoint, Transmit};
@@ -37,38 +36,30 @@ impl Endpoint {
             }
         }
         self.refresh_broadcasts(now);
-        // Serve sessions round-robin, starting after the one served last;
-        // a session that wanted to send but built nothing is passed over.
-        let start = self.next_peer_to_serve.unwrap_or(NodeId([0; 32]));
-        let mut after: Option<NodeId> = None;
-        for wrapped in [false, true] {
-            loop {
-                let range = match (wrapped, after) {
-                    (false, None) => (Bound::Included(start), Bound::Unbounded),
-                    (true, None) => (Bound::Unbounded, Bound::Excluded(start)),
-                    (false, Some(a)) => (Bound::Excluded(a), Bound::Unbounded),
-                    (true, Some(a)) => (Bound::Excluded(a), Bound::Excluded(start)),
-                };
-                if matches!(range, (Bound::Excluded(a), Bound::Excluded(b)) if a >= b) {
-                    break;
-                }
-                let next = self
-                    .peers
-                    .range(range)
-                    .filter(|(_, p)| p.session.as_ref().is_some_and(|s| s.confirmed))
-                    .find(|(_, p)| self.peer_wants_to_send(now, p))
-                    .map(|(id, _)| *id);
-                let Some(peer_id) = next else { break };
-                if let Some(transmit) = self.build_packet(now, peer_id, buf) {
-                    self.next_peer_to_serve = self.peers.range(peer_id..).nth(1).map(|(id, _)| *id);
-                    self.stats.sent.add(transmit.len);
-                    return Some(transmit);
-                }
-                after = Some(peer_id);
+        self.refresh_schedule();
+        // Serve the peers that are due, longest-waiting first; each at most
+        // once per call, so one that wanted to send but built nothing is
+        // passed over.
+        let mut due = std::mem::take(&mut self.send_scratch);
+        self.due_peers(now, &mut due);
+        let mut sent = None;
+        for &(_, peer_id) in &due {
+            let wants = self.peers.get(&peer_id).is_some_and(|p| {
+                p.session.as_ref().is_some_and(|s| s.confirmed) && self.peer_wants_to_send(now, p)
+            });
+            if !wants {
+                continue;
             }
-            after = None;
+            let built = self.build_packet(now, peer_id, buf);
+            self.touch(peer_id);
+            if let Some(transmit) = built {
+                self.stats.sent.add(transmit.len);
+                sent = Some(transmit);
+                break;
+            }
         }
-        None
+        self.send_scratch = due;
+        sent
     }
 
     /// Calls broadcast couriers that are due, once for all sessions. A new
@@ -86,6 +77,7 @@ impl Endpoint {
         else {
             return;
         };
+        let mut new_payload = false;
         for (k, &i) in self.broadcast_slots.iter().enumerate() {
             let Some(slot) = self.couriers[i].as_mut() else {
                 continue;
@@ -124,7 +116,12 @@ impl Endpoint {
                 b.generation += 1;
                 b.due_since = Some(due);
                 slot.last_served = Some(now);
+                new_payload = true;
             }
+        }
+        if new_payload {
+            // Every active session now has something to send.
+            self.touch_all();
         }
     }
 

@@ -11,73 +11,26 @@ use crate::liveness::probe_interval;
 use crate::session::SessionState;
 
 impl Endpoint {
-    /// The next instant at which [`Endpoint::handle_timeout`] has work, or
-    /// `None` if nothing is scheduled.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
+    /// The next instant at which [`Endpoint::handle_timeout`] or
+    /// [`Endpoint::poll_transmit`] has work, or `None` if nothing is
+    /// scheduled. Cheap: it looks at the peers something happened to since
+    /// the last poll, not at every peer.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.refresh_schedule();
+        let mut next = self.earliest_peer_deadline();
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
         consider(self.presign_at);
-        let any_active = self.peers.values().any(|p| p.active_session().is_some());
-        for (id, p) in &self.peers {
-            if let Some(o) = &p.outgoing {
-                consider(Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)));
-            }
-            if let Some((s, _)) = &p.pending {
-                consider(Some(s.created + self.cfg.handshake_timeout));
-            }
-            consider(p.deferred.as_ref().map(|d| d.at));
-            consider(self.next_probe_of(id, p));
-            let Some(s) = &p.session else { continue };
-            if s.close_due.is_some() {
-                consider(Some(self.epoch));
-            }
-            match s.state {
-                SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
-                SessionState::Active if s.confirmed => {
-                    consider(Some(s.last_recv + self.cfg.idle_timeout));
-                    consider(s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
-                    // Anything the session wants to send waits for the pacer.
-                    let mut send: Option<Instant> = Some(self.keepalive_at(s));
-                    let mut want = |t: Option<Instant>| {
-                        if let Some(t) = t {
-                            send = Some(send.map_or(t, |n: Instant| n.min(t)));
-                        }
-                    };
-                    want(s.acks.deadline(self.cfg.max_ack_delay));
-                    if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
-                        want(Some(self.epoch));
-                    }
-                    consider(s.confirm_probe.map(|(t, _)| t));
-                    consider(send);
-                    // Courier data waits for the pacer; with the window
-                    // closed, an ack or the probe timeout wakes us instead.
-                    if s.window_open() {
-                        let mut data: Option<Instant> = None;
-                        for &i in &p.courier_slots {
-                            let t = self.courier_due(i);
-                            data = [data, t].into_iter().flatten().min();
-                        }
-                        if any_pending_broadcast(self, s) {
-                            data = Some(self.epoch);
-                        }
-                        let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
-                        consider(data.map(|t| t.max(paced)));
-                    }
-                }
-                SessionState::Active => {}
-            }
-        }
-        if any_active {
+        if !self.broadcast_slots.is_empty() && self.peers.values().any(|p| p.active_session().is_some()) {
             for &i in &self.broadcast_slots {
                 consider(self.courier_due(i));
             }
         }
-        for slot in self.couriers.iter().flatten() {
-            consider(slot.courier.next_timer());
+        for &i in &self.broadcast_slots {
+            consider(self.couriers[i].as_ref().and_then(|c| c.courier.next_timer()));
         }
         next
     }
@@ -100,9 +53,9 @@ impl Endpoint {
         self.next_probe_of(id, self.peers.get(id)?)
     }
 
-    /// [`Self::next_probe`] for a peer already in hand (poll_timeout walks
-    /// them all; a second lookup per peer showed in profiles).
-    fn next_probe_of(&self, id: &NodeId, p: &Peer) -> Option<Instant> {
+    /// [`Self::next_probe`] for a peer already in hand (a second lookup per
+    /// peer showed in profiles).
+    pub(crate) fn next_probe_of(&self, id: &NodeId, p: &Peer) -> Option<Instant> {
         let l = &p.liveness;
         if !l.wanted || p.outgoing.is_some() || p.pending.is_some() || p.active_session().is_some() {
             return None;
@@ -135,19 +88,44 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut ids = std::mem::take(&mut self.peer_scratch);
+        self.refresh_schedule();
+        let mut due = std::mem::take(&mut self.due_scratch);
+        self.due_peers(now, &mut due);
+        let mut ids = std::mem::take(&mut self.timer_scratch);
         ids.clear();
-        ids.extend(self.peers.keys().copied());
+        ids.extend(due.iter().map(|&(_, id)| id));
+        // Unsettled peers' timers (probes among them) always get a look.
+        ids.extend(self.unsettled_peers());
+        ids.sort_unstable();
+        ids.dedup();
         for &id in &ids {
             self.peer_timers(now, id);
+            self.peer_courier_timers(now, id);
+            self.touch(id);
         }
-        self.peer_scratch = ids;
+        self.due_scratch = due;
+        self.timer_scratch = ids;
         if self.presign_at.is_some_and(|t| t <= now) {
             self.presign_handshakes(now);
         }
-        for slot in self.couriers.iter_mut().flatten() {
-            if slot.courier.next_timer().is_some_and(|t| t <= now) {
-                slot.courier.on_timer(now);
+        for k in 0..self.broadcast_slots.len() {
+            let i = self.broadcast_slots[k];
+            if let Some(slot) = self.couriers[i].as_mut() {
+                if slot.courier.next_timer().is_some_and(|t| t <= now) {
+                    slot.courier.on_timer(now);
+                }
+            }
+        }
+    }
+
+    /// Runs the due timers of the couriers scoped to peer `id`.
+    fn peer_courier_timers(&mut self, now: Instant, id: NodeId) {
+        let Some(p) = self.peers.get(&id) else { return };
+        for &i in &p.courier_slots {
+            if let Some(slot) = self.couriers.get_mut(i).and_then(Option::as_mut) {
+                if slot.courier.next_timer().is_some_and(|t| t <= now) {
+                    slot.courier.on_timer(now);
+                }
             }
         }
     }
@@ -270,7 +248,7 @@ impl Endpoint {
 }
 
 /// Whether a broadcast payload is waiting to go to this session.
-fn any_pending_broadcast(ep: &Endpoint, s: &crate::session::Session) -> bool {
+pub(crate) fn any_pending_broadcast(ep: &Endpoint, s: &crate::session::Session) -> bool {
     ep.broadcast_slots.iter().enumerate().any(|(k, &i)| {
         ep.couriers[i].as_ref().is_some_and(|slot| {
             !slot.broadcast.bytes.is_empty()

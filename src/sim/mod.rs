@@ -276,11 +276,12 @@ impl Sim {
     pub fn step(&mut self) -> bool {
         self.flush();
         let next_delivery = self.queue.peek().map(|Reverse((t, _))| *t);
+        let (base, at) = (self.base, self.now);
         let next_timer = self
             .nodes
-            .iter()
+            .iter_mut()
             .filter_map(|n| n.endpoint.poll_timeout())
-            .map(|t| t.saturating_duration_since(self.base).max(self.now))
+            .map(|t| t.saturating_duration_since(base).max(at))
             .min();
         let Some(next) = [next_delivery, next_timer].into_iter().flatten().min() else {
             return false;
@@ -371,11 +372,12 @@ impl Sim {
     fn peek_next(&mut self) -> Option<Duration> {
         self.flush();
         let d = self.queue.peek().map(|Reverse((t, _))| *t);
+        let (base, at) = (self.base, self.now);
         let t = self
             .nodes
-            .iter()
+            .iter_mut()
             .filter_map(|n| n.endpoint.poll_timeout())
-            .map(|t| t.saturating_duration_since(self.base).max(self.now))
+            .map(|t| t.saturating_duration_since(base).max(at))
             .min();
         [d, t].into_iter().flatten().min()
     }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use octolink::wire::Writer;
-use octolink::{Courier, CourierContext, Mandate, NodeId, PayloadWriter};
+use octolink::{Courier, CourierContext, CourierWaker, Mandate, NodeId, PayloadWriter};
 
 use super::store::{AgentState, Param};
 use super::wire::{self, Record};
@@ -68,6 +68,8 @@ pub struct AgentStateCourier {
     pub digests_matched: u64,
     pub digests_mismatched: u64,
     pub malformed: u64,
+    /// Its number among the state's wakers, once registered.
+    waker: Option<u64>,
 }
 
 impl AgentStateCourier {
@@ -86,6 +88,7 @@ impl AgentStateCourier {
             digests_matched: 0,
             digests_mismatched: 0,
             malformed: 0,
+            waker: None,
         }
     }
 
@@ -280,5 +283,27 @@ impl Courier for AgentStateCourier {
         self.in_session = false;
         self.reset_peer_view();
         self.state.lock().peers.remove(&self.peer);
+    }
+
+    /// The application changes the shared state without the engine: each
+    /// change wakes every courier of the state.
+    fn accept_waker(&mut self, waker: CourierWaker) -> bool {
+        let mut s = self.state.lock();
+        if let Some(old) = self.waker.take() {
+            s.wakers.remove(&old);
+        }
+        let n = s.next_courier;
+        s.next_courier += 1;
+        s.wakers.insert(n, waker);
+        self.waker = Some(n);
+        true
+    }
+}
+
+impl Drop for AgentStateCourier {
+    fn drop(&mut self) {
+        if let Some(n) = self.waker {
+            self.state.lock().wakers.remove(&n);
+        }
     }
 }

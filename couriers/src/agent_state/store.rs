@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use octolink::NodeId;
+use octolink::{CourierWaker, NodeId};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -78,9 +78,21 @@ pub(crate) struct Store {
     pub peers: BTreeSet<NodeId>,
     pub events: VecDeque<StateEvent>,
     pub ignored_updates: u64,
+    /// The couriers' wakers (by courier number): a change to the state
+    /// makes every courier's mandate worth reading again.
+    pub wakers: BTreeMap<u64, CourierWaker>,
+    pub next_courier: u64,
 }
 
 impl Store {
+    /// Tells the engine that every courier of this state may have
+    /// something new to send.
+    pub fn wake_couriers(&self) {
+        for w in self.wakers.values() {
+            w.wake();
+        }
+    }
+
     /// Digest of every `(id, version, writer)`: equal digests, equal state.
     pub fn digest(&self) -> u64 {
         let mut h = Sha256::new();
@@ -121,6 +133,7 @@ impl Store {
                 p.confirmed_by = BTreeSet::from([peer]);
                 p.last_confirmed = Some(now);
                 self.events.push_back(StateEvent::Changed { param: id, writer });
+                self.wake_couriers();
                 true
             }
             std::cmp::Ordering::Equal => {
@@ -198,6 +211,7 @@ impl AgentState {
                 last_confirmed: None,
             },
         );
+        s.wake_couriers();
         Ok(())
     }
 
@@ -214,6 +228,7 @@ impl AgentState {
         p.changed_at = Some(now);
         p.confirmed_by.clear();
         s.clock = version;
+        s.wake_couriers();
         Ok(())
     }
 

@@ -1,0 +1,250 @@
+//! The schedule: when each peer next needs the engine (a timer, or data
+//! to send), kept in time order and recomputed only for peers that
+//! something happened to. `poll_timeout`, `handle_timeout` and
+//! `poll_transmit` visit the peers that are due, not every peer, so an
+//! endpoint with thousands of quiet sessions costs what its busy ones do.
+//!
+//! A peer is *settled* when its deadline can only move through the engine:
+//! a confirmed, active session, no handshake under way, and couriers that
+//! accepted a waker. Every other peer (probing, handshaking, or with a
+//! courier the engine must poll) is recomputed on every poll, as before;
+//! there are few of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::peer::Peer;
+use super::Endpoint;
+use crate::courier::CourierScope;
+use crate::crypto::NodeId;
+use crate::session::SessionState;
+
+#[derive(Default)]
+pub(crate) struct Schedule {
+    /// Settled peers, by deadline.
+    by_time: BTreeSet<(Instant, NodeId)>,
+    /// Unsettled peers and their deadlines as last computed.
+    unsettled: BTreeMap<NodeId, Option<Instant>>,
+    /// Peers to recompute at the next poll.
+    dirty: Vec<NodeId>,
+    /// Recompute every peer at the next poll.
+    all_dirty: bool,
+    woken: Vec<usize>,
+}
+
+/// Where a peer stands in the schedule.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PeerSlot {
+    /// Its key in `by_time`, if settled with a deadline.
+    key: Option<Instant>,
+    dirty: bool,
+}
+
+impl Endpoint {
+    /// Something happened to `id`: recompute its deadline at the next poll.
+    pub(crate) fn touch(&mut self, id: NodeId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if !p.sched.dirty {
+                p.sched.dirty = true;
+                self.schedule.dirty.push(id);
+            }
+        }
+    }
+
+    /// Something happened that may move any peer's deadline.
+    pub(crate) fn touch_all(&mut self) {
+        self.schedule.all_dirty = true;
+    }
+
+    /// Takes a peer out of the schedule (before it is removed).
+    pub(crate) fn unschedule(&mut self, id: &NodeId) {
+        if let Some(p) = self.peers.get(id) {
+            if let Some(t) = p.sched.key {
+                self.schedule.by_time.remove(&(t, *id));
+            }
+        }
+        self.schedule.unsettled.remove(id);
+    }
+
+    /// Takes couriers' wakes, then recomputes the peers that need it.
+    pub(crate) fn refresh_schedule(&mut self) {
+        let mut woken = std::mem::take(&mut self.schedule.woken);
+        self.wake_queue.take(&mut woken);
+        for slot in woken.drain(..) {
+            let Some(s) = self.couriers.get(slot).and_then(Option::as_ref) else {
+                continue;
+            };
+            if let Some(q) = &s.waker_queued {
+                // Cleared before the mandate is read again, so a wake that
+                // races with this one is never lost.
+                q.swap(false, Ordering::AcqRel);
+            }
+            if let CourierScope::Peer(p) = s.scope {
+                self.touch(p);
+            }
+        }
+        self.schedule.woken = woken;
+        let mut ids = std::mem::take(&mut self.peer_scratch);
+        ids.clear();
+        if std::mem::take(&mut self.schedule.all_dirty) {
+            self.schedule.dirty.clear();
+            ids.extend(self.peers.keys().copied());
+        } else {
+            ids.append(&mut self.schedule.dirty);
+            ids.extend(self.schedule.unsettled.keys().copied());
+        }
+        for &id in &ids {
+            self.reschedule(id);
+        }
+        self.peer_scratch = ids;
+    }
+
+    /// Recomputes one peer's deadline and files it.
+    fn reschedule(&mut self, id: NodeId) {
+        let Some(p) = self.peers.get(&id) else {
+            self.schedule.unsettled.remove(&id);
+            return;
+        };
+        let deadline = self.peer_deadline(&id, p);
+        let settled = self.is_settled(p);
+        let old = p.sched.key;
+        let sched = &mut self.schedule;
+        if let Some(t) = old {
+            if settled && deadline == Some(t) {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.sched.dirty = false;
+                }
+                return;
+            }
+            sched.by_time.remove(&(t, id));
+        }
+        let mut key = None;
+        if settled {
+            sched.unsettled.remove(&id);
+            if let Some(t) = deadline {
+                sched.by_time.insert((t, id));
+                key = Some(t);
+            }
+        } else {
+            sched.unsettled.insert(id, deadline);
+        }
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.sched = PeerSlot { key, dirty: false };
+        }
+    }
+
+    /// Whether only the engine can move this peer's deadline.
+    fn is_settled(&self, p: &Peer) -> bool {
+        let steady_session = p
+            .session
+            .as_ref()
+            .is_some_and(|s| s.confirmed && s.is_active() && s.close_due.is_none());
+        let quiet = p.session.is_none() && !p.liveness.wanted;
+        p.outgoing.is_none()
+            && p.pending.is_none()
+            && p.deferred.is_none()
+            && (steady_session || quiet)
+            && p.courier_slots.iter().all(|&i| {
+                self.couriers
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|c| c.waker_queued.is_some())
+            })
+    }
+
+    /// The earliest deadline of any peer.
+    pub(crate) fn earliest_peer_deadline(&self) -> Option<Instant> {
+        let settled = self.schedule.by_time.first().map(|(t, _)| *t);
+        let unsettled = self.schedule.unsettled.values().flatten().min().copied();
+        [settled, unsettled].into_iter().flatten().min()
+    }
+
+    /// Peers due at `now`, earliest first, into `out`.
+    pub(crate) fn due_peers(&self, now: Instant, out: &mut Vec<(Instant, NodeId)>) {
+        out.clear();
+        out.extend(
+            self.schedule
+                .by_time
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .copied(),
+        );
+        let settled = out.len();
+        out.extend(
+            self.schedule
+                .unsettled
+                .iter()
+                .filter_map(|(id, t)| t.filter(|t| *t <= now).map(|t| (t, *id))),
+        );
+        if out.len() > settled {
+            out.sort_unstable();
+        }
+    }
+
+    /// Every unsettled peer (their timers run on every `handle_timeout`).
+    pub(crate) fn unsettled_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.schedule.unsettled.keys().copied()
+    }
+
+    /// When peer `id` next needs the engine: its timers, and when it wants
+    /// to send (waiting for the pacer and the window).
+    fn peer_deadline(&self, id: &NodeId, p: &Peer) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        if let Some(o) = &p.outgoing {
+            consider(Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)));
+        }
+        if let Some((s, _)) = &p.pending {
+            consider(Some(s.created + self.cfg.handshake_timeout));
+        }
+        consider(p.deferred.as_ref().map(|d| d.at));
+        consider(self.next_probe_of(id, p));
+        for &i in &p.courier_slots {
+            consider(
+                self.couriers
+                    .get(i)
+                    .and_then(Option::as_ref)
+                    .and_then(|c| c.courier.next_timer()),
+            );
+        }
+        let Some(s) = &p.session else { return next };
+        if s.close_due.is_some() {
+            consider(Some(self.epoch));
+        }
+        match s.state {
+            SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
+            SessionState::Active if s.confirmed => {
+                consider(Some(s.last_recv + self.cfg.idle_timeout));
+                consider(s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
+                consider(s.confirm_probe.map(|(t, _)| t));
+                // Control traffic goes at once (neither paced nor
+                // window-limited), keepalives when due.
+                consider(Some(self.keepalive_at(s)));
+                consider(s.acks.deadline(self.cfg.max_ack_delay));
+                if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
+                    consider(Some(self.epoch));
+                }
+                // Courier data waits for the pacer; with the window closed,
+                // an ack or the probe timeout wakes us instead.
+                if s.window_open() {
+                    let mut data: Option<Instant> = None;
+                    for &i in &p.courier_slots {
+                        data = [data, self.courier_due(i)].into_iter().flatten().min();
+                    }
+                    if super::timers::any_pending_broadcast(self, s) {
+                        data = Some(self.epoch);
+                    }
+                    let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
+                    consider(data.map(|t| t.max(paced)));
+                }
+            }
+            SessionState::Active => {}
+        }
+        next
+    }
+}

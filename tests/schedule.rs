@@ -1,0 +1,143 @@
+//! The schedule: the engine reads a courier's mandate only when something
+//! happened to it (an engine call, or a wake), and acts on a wake at once.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use octolink::sim::{LinkConfig, Sim};
+use octolink::{Courier, CourierContext, CourierId, CourierWaker, EndpointConfig, Mandate, PayloadWriter};
+
+/// Sends what the test puts in `outbox`, counts its mandate reads, and
+/// keeps its waker where the test can reach it.
+#[derive(Clone, Default)]
+struct Shared {
+    outbox: Arc<Mutex<Option<Vec<u8>>>>,
+    inbox: Arc<Mutex<Vec<Vec<u8>>>>,
+    mandate_reads: Arc<AtomicUsize>,
+    waker: Arc<Mutex<Option<CourierWaker>>>,
+}
+
+struct Mailbox {
+    shared: Shared,
+    takes_waker: bool,
+    /// Mail is due from this instant on (the simulation's start): always
+    /// overdue once there is any.
+    due_from: std::time::Instant,
+}
+
+impl Courier for Mailbox {
+    fn mandate(&self) -> Mandate {
+        self.shared.mandate_reads.fetch_add(1, Ordering::Relaxed);
+        let due = self.shared.outbox.lock().unwrap().is_some();
+        Mandate {
+            priority: 100,
+            next_send: due.then_some(self.due_from),
+            max_payload: 64,
+            min_payload: 0,
+            send_active: true,
+            receive_active: true,
+        }
+    }
+    fn on_send_opportunity(&mut self, _: &CourierContext, out: &mut PayloadWriter<'_>) {
+        if let Some(bytes) = self.shared.outbox.lock().unwrap().take() {
+            let _ = out.write(&bytes);
+        }
+    }
+    fn on_receive(&mut self, _: &CourierContext, payload: &[u8]) {
+        self.shared.inbox.lock().unwrap().push(payload.to_vec());
+    }
+    fn accept_waker(&mut self, waker: CourierWaker) -> bool {
+        *self.shared.waker.lock().unwrap() = Some(waker);
+        self.takes_waker
+    }
+}
+
+/// Two connected nodes with a mailbox each way; returns node 0's side.
+fn connected_pair(takes_waker: bool) -> (Sim, Shared, Shared) {
+    let mut sim = pair(5, LinkConfig::default(), EndpointConfig::default());
+    let (a, b) = (Shared::default(), Shared::default());
+    let due_from = sim.now();
+    sim.register_each_way(
+        CourierId(3),
+        Box::new(Mailbox {
+            shared: a.clone(),
+            takes_waker,
+            due_from,
+        }),
+        Box::new(Mailbox {
+            shared: b.clone(),
+            takes_waker,
+            due_from,
+        }),
+    )
+    .unwrap();
+    establish(&mut sim, Duration::from_secs(5)).expect("connects");
+    sim.run_for(Duration::from_millis(200));
+    (sim, a, b)
+}
+
+#[test]
+fn a_settled_session_costs_no_mandate_reads_between_events() {
+    let (mut sim, a, _) = connected_pair(true);
+    let before = a.mandate_reads.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        sim.nodes[0].endpoint.poll_timeout();
+    }
+    assert_eq!(
+        a.mandate_reads.load(Ordering::Relaxed),
+        before,
+        "nothing happened, so nothing was re-read"
+    );
+
+    // A courier that declines the waker is polled, as before.
+    let (mut sim, a, _) = connected_pair(false);
+    let before = a.mandate_reads.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        sim.nodes[0].endpoint.poll_timeout();
+    }
+    assert!(a.mandate_reads.load(Ordering::Relaxed) >= before + 100);
+}
+
+#[test]
+fn a_woken_courier_is_served_at_once() {
+    let (mut sim, a, b) = connected_pair(true);
+    *a.outbox.lock().unwrap() = Some(b"from another thread".to_vec());
+    let now = sim.now();
+    // Until woken, the engine has no reason to look.
+    let quiet = sim.nodes[0].endpoint.poll_timeout().expect("keepalive timer");
+    assert!(quiet > now, "not due before the wake");
+    a.waker.lock().unwrap().as_ref().expect("waker").wake();
+    let due = sim.nodes[0].endpoint.poll_timeout().expect("due");
+    assert!(due <= now, "due at once after the wake");
+    // And it arrives one link delay later.
+    let delivered = sim.run_until_cond(Duration::from_millis(100), |_| {
+        !b.inbox.lock().unwrap().is_empty()
+    });
+    assert!(delivered);
+    assert_eq!(b.inbox.lock().unwrap()[0], b"from another thread");
+}
+
+#[test]
+fn a_wake_rings_the_hook_that_wakes_the_drivers_loop() {
+    let (mut sim, a, _) = connected_pair(true);
+    let rings = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&rings);
+    sim.nodes[0].endpoint.set_wake_hook(Some(Arc::new(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })));
+    let waker = a.waker.lock().unwrap().clone().expect("waker");
+    waker.wake();
+    waker.wake();
+    assert_eq!(
+        rings.load(Ordering::Relaxed),
+        1,
+        "rung once until the engine looks"
+    );
+    sim.nodes[0].endpoint.poll_timeout();
+    waker.wake();
+    assert_eq!(rings.load(Ordering::Relaxed), 2);
+}
