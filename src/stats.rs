@@ -209,6 +209,10 @@ pub struct Stats {
     /// socket, through [`crate::Endpoint::note_send_failures`]); loss
     /// recovery re-sends what they carried.
     pub send_failures: u64,
+    /// Peers the engine re-examines on every poll: probing, handshaking,
+    /// or with a courier that took no waker. The rest cost nothing until
+    /// something happens to them; many polled peers cost CPU per poll.
+    pub polled_peers: usize,
     pub sessions: Vec<SessionStats>,
     pub couriers: Vec<CourierStats>,
 }

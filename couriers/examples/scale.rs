@@ -74,6 +74,8 @@ struct Row {
     cpu_share: f64,
     bytes_per_session: f64,
     bytes_per_peer: f64,
+    /// Peers the server re-examined on every poll (0 once all are settled).
+    polled: usize,
 }
 
 fn measure(identities: &[Identity]) -> Row {
@@ -206,7 +208,9 @@ fn measure(identities: &[Identity]) -> Row {
         now += Duration::from_millis(1);
     }
     let live = SERVER_LIVE.load(Ordering::Relaxed);
+    let polled = server.stats().polled_peers;
     Row {
+        polled,
         sessions: n,
         cpu_share: busy_steady.as_secs_f64() / seconds as f64,
         bytes_per_session: (live - registered) as f64 / n as f64,
@@ -260,17 +264,18 @@ fn main() {
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, id)| id).collect()
     });
-    println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) |");
-    println!("|---|---|---|---|");
+    println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) | polled peers |");
+    println!("|---|---|---|---|---|");
     for n in sizes {
         let r = measure(&identities[..n]);
         println!(
-            "| {} | {:.1} % of a core ({:.1} µs per session-second) | {:.1} KiB | {:.1} KiB |",
+            "| {} | {:.1} % of a core ({:.1} µs per session-second) | {:.1} KiB | {:.1} KiB | {} |",
             r.sessions,
             r.cpu_share * 100.0,
             r.cpu_share * 1e6 / r.sessions as f64,
             r.bytes_per_session / 1024.0,
-            r.bytes_per_peer / 1024.0
+            r.bytes_per_peer / 1024.0,
+            r.polled
         );
     }
 }

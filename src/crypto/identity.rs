@@ -35,8 +35,31 @@ pub enum KeyError {
 }
 
 /// A node's identity: SHA-256 of its public key's DER (SPKI) encoding.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NodeId(pub [u8; 32]);
+
+/// Lexicographic byte order, as derived, but compared as four big-endian
+/// words: ids are hashes, so the first word almost always decides, and the
+/// session directory compares ids on every lookup.
+impl Ord for NodeId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let word = |id: &Self, i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&id.0[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(w)
+        };
+        (0..4)
+            .map(|i| word(self, i).cmp(&word(other, i)))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }
+}
+
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl NodeId {
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -270,6 +293,20 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn node_ids_order_as_their_bytes(
+            a in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+            b in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+            shared in 0usize..32,
+        ) {
+            // Often equal up to `shared` bytes, so every word is exercised.
+            let mut b = b;
+            b[..shared].copy_from_slice(&a[..shared]);
+            proptest::prop_assert_eq!(NodeId(a).cmp(&NodeId(b)), a.cmp(&b));
+        }
+    }
 
     #[test]
     fn node_id_hex_round_trips() {

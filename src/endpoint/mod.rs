@@ -223,7 +223,7 @@ pub struct Endpoint {
     pub(crate) peer_scratch: Vec<NodeId>,
     pub(crate) timer_scratch: Vec<NodeId>,
     pub(crate) due_scratch: Vec<(Instant, NodeId)>,
-    pub(crate) send_scratch: Vec<(Instant, NodeId)>,
+    pub(crate) send_scratch: Vec<NodeId>,
     pub(crate) schedule: schedule::Schedule,
     pub(crate) wake_queue: std::sync::Arc<crate::waker::WakeQueue>,
     /// When to sign SYNs ahead of need (see `presign_handshakes`).
@@ -555,6 +555,7 @@ impl Endpoint {
     /// courier.
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
+        s.polled_peers = self.polled_peer_count();
         s.sessions = self
             .peers
             .values()

@@ -182,6 +182,27 @@ impl Endpoint {
         }
     }
 
+    /// Peers due at `now`: settled ones earliest first, then unsettled ones.
+    pub(crate) fn due_peer_ids(&self, now: Instant) -> impl Iterator<Item = NodeId> + '_ {
+        let settled = self
+            .schedule
+            .by_time
+            .iter()
+            .take_while(move |(t, _)| *t <= now)
+            .map(|(_, id)| *id);
+        let unsettled = self
+            .schedule
+            .unsettled
+            .iter()
+            .filter(move |(_, t)| t.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id);
+        settled.chain(unsettled)
+    }
+
+    pub(crate) fn polled_peer_count(&self) -> usize {
+        self.schedule.unsettled.len()
+    }
+
     /// Every unsettled peer (their timers run on every `handle_timeout`).
     pub(crate) fn unsettled_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.schedule.unsettled.keys().copied()

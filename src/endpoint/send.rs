@@ -37,19 +37,12 @@ impl Endpoint {
         }
         self.refresh_broadcasts(now);
         self.refresh_schedule();
-        // Serve the peers that are due, longest-waiting first; each at most
-        // once per call, so one that wanted to send but built nothing is
-        // passed over.
-        let mut due = std::mem::take(&mut self.send_scratch);
-        self.due_peers(now, &mut due);
+        // Serve the due peer that has waited longest; one that wanted to
+        // send but built nothing is passed over for the rest of this call.
+        let mut passed = std::mem::take(&mut self.send_scratch);
+        passed.clear();
         let mut sent = None;
-        for &(_, peer_id) in &due {
-            let wants = self.peers.get(&peer_id).is_some_and(|p| {
-                p.session.as_ref().is_some_and(|s| s.confirmed) && self.peer_wants_to_send(now, p)
-            });
-            if !wants {
-                continue;
-            }
+        while let Some(peer_id) = self.next_sender(now, &passed) {
             let built = self.build_packet(now, peer_id, buf);
             self.touch(peer_id);
             if let Some(transmit) = built {
@@ -57,9 +50,22 @@ impl Endpoint {
                 sent = Some(transmit);
                 break;
             }
+            passed.push(peer_id);
         }
-        self.send_scratch = due;
+        self.send_scratch = passed;
         sent
+    }
+
+    /// The due peer with a confirmed session that wants to send now,
+    /// longest-waiting first, skipping `passed`.
+    fn next_sender(&self, now: Instant, passed: &[NodeId]) -> Option<NodeId> {
+        self.due_peer_ids(now)
+            .filter(|id| !passed.contains(id))
+            .find(|id| {
+                self.peers.get(id).is_some_and(|p| {
+                    p.session.as_ref().is_some_and(|s| s.confirmed) && self.peer_wants_to_send(now, p)
+                })
+            })
     }
 
     /// Calls broadcast couriers that are due, once for all sessions. A new
