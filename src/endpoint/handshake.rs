@@ -56,7 +56,7 @@ impl Endpoint {
                 s
             }
             None => match self.sign_syn(now, peer) {
-                Some(s) => s,
+                Some(s) => Box::new(s),
                 None => return,
             },
         };
@@ -73,7 +73,7 @@ impl Endpoint {
         p.last_attempt_signature = Some(now);
         p.liveness.last_probe = Some(now);
         let datagram = syn.syn.clone();
-        p.outgoing = Some(Outgoing {
+        p.outgoing = Some(Box::new(Outgoing {
             local_id: syn.local_id,
             addr,
             secret: Some(syn.secret),
@@ -84,7 +84,7 @@ impl Endpoint {
             next_resend: now + rto,
             rto,
             retries_followed: 0,
-        });
+        }));
         self.by_session.insert(syn.local_id, peer);
         tracing::debug!(peer = %peer.short(), "SYN sent");
         self.queue_handshake(addr, datagram);
@@ -149,7 +149,7 @@ impl Endpoint {
         for id in wanting {
             if let Some(s) = self.sign_syn(now, id) {
                 self.stats.presigned_syns += 1;
-                self.peers.entry(id).or_default().presigned = Some(s);
+                self.peers.entry(id).or_default().presigned = Some(Box::new(s));
             }
         }
     }
@@ -230,7 +230,7 @@ impl Endpoint {
                 return self.push_event(Event::Alert(Alert::SynOnLiveSession { peer, from }));
             }
         }
-        if let Some((s, _)) = p.pending.as_ref() {
+        if let Some((s, _)) = p.pending.as_deref() {
             if syn.timestamp_us < s.peer_ts_us {
                 return self.drop_datagram(DropReason::StaleSyn);
             }
@@ -308,13 +308,13 @@ impl Endpoint {
             now,
         );
         let p = self.peers.entry(peer).or_default();
-        let old_pending = p.pending.replace((
+        let old_pending = p.pending.replace(Box::new((
             session,
             Confirming {
                 transcript,
                 initiator_ephemeral: syn.ephemeral,
             },
-        ));
+        )));
         p.last_answer_signature = Some(now);
         p.deferred = None;
         p.answered = Some(AnsweredSyn {
@@ -322,7 +322,7 @@ impl Endpoint {
             syn_ack: reply.clone(),
             local_id,
         });
-        if let Some((old, _)) = old_pending {
+        if let Some((old, _)) = old_pending.as_deref() {
             self.by_session.remove(&old.local_id);
         }
         self.by_session.insert(local_id, peer);
@@ -433,7 +433,7 @@ impl Endpoint {
         let Some(p) = self.peers.get(&peer) else { return };
         let Some((_, confirming)) = p
             .pending
-            .as_ref()
+            .as_deref()
             .filter(|(s, _)| s.local_id == m.header.session_id)
         else {
             // A duplicate ACK for a session already confirmed is harmless.
@@ -469,7 +469,7 @@ impl Endpoint {
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
-        let Some((mut session, _)) = p.pending.take() else {
+        let Some((mut session, _)) = p.pending.take().map(|b| *b) else {
             return;
         };
         session.confirmed = true;
@@ -493,7 +493,7 @@ impl Endpoint {
         // A presigned SYN must be newer than this handshake, or the peer
         // would take it for a stale one: sign the next one later.
         let had_presigned = p.presigned.take().is_some();
-        let old = p.session.replace(session);
+        let old = p.session.replace(Box::new(session));
         if let Some(old) = old {
             self.by_session.remove(&old.local_id);
             if old.is_active() {

@@ -395,7 +395,7 @@ impl Endpoint {
         p.liveness.celibate_until = Some(now + self.cfg.celibacy);
         p.deferred = None;
         let attempt = p.outgoing.take().map(|o| o.local_id);
-        let pending = p.pending.take().map(|(s, _)| s.local_id);
+        let pending = p.pending.take().map(|b| b.0.local_id);
         // The close packet goes out on the next poll_transmit, which then
         // ends the session and reports it.
         if let Some(s) = p.session.as_mut() {
@@ -744,7 +744,7 @@ impl Endpoint {
             .session
             .iter()
             .map(|s| s.local_id)
-            .chain(peer.pending.iter().map(|(s, _)| s.local_id))
+            .chain(peer.pending.iter().map(|b| b.0.local_id))
             .chain(peer.outgoing.iter().map(|o| o.local_id));
         for id in ids {
             self.by_session.remove(&id);

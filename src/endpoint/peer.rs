@@ -62,10 +62,10 @@ pub struct DeferredSyn {
 #[derive(Default)]
 pub struct Peer {
     /// The established session (confirmed), if any.
-    pub session: Option<Session>,
+    pub session: Option<Box<Session>>,
     /// A responder session awaiting the ACK, with what confirming it needs.
-    pub pending: Option<(Session, Confirming)>,
-    pub outgoing: Option<Outgoing>,
+    pub pending: Option<Box<(Session, Confirming)>>,
+    pub outgoing: Option<Box<Outgoing>>,
     pub answered: Option<AnsweredSyn>,
     pub deferred: Option<DeferredSyn>,
     pub liveness: Liveness,
@@ -74,7 +74,7 @@ pub struct Peer {
     /// When we last started an attempt of our own (signed a SYN, or took
     /// the presigned one).
     pub last_attempt_signature: Option<Instant>,
-    pub presigned: Option<Presigned>,
+    pub presigned: Option<Box<Presigned>>,
     /// Courier slots scoped to this peer.
     pub courier_slots: Vec<usize>,
     /// Its place in the endpoint's schedule.
@@ -83,16 +83,16 @@ pub struct Peer {
 
 impl Peer {
     pub fn active_session(&self) -> Option<&Session> {
-        self.session.as_ref().filter(|s| s.is_active())
+        self.session.as_deref().filter(|s| s.is_active())
     }
 
     /// The session (established or pending) with this local id.
     pub fn session_by_local_id(&mut self, local_id: u32) -> Option<&mut Session> {
-        if let Some(s) = self.session.as_mut().filter(|s| s.local_id == local_id) {
+        if let Some(s) = self.session.as_deref_mut().filter(|s| s.local_id == local_id) {
             return Some(s);
         }
         self.pending
-            .as_mut()
+            .as_deref_mut()
             .map(|(s, _)| s)
             .filter(|s| s.local_id == local_id)
     }

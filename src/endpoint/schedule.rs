@@ -220,7 +220,7 @@ impl Endpoint {
         if let Some(o) = &p.outgoing {
             consider(Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)));
         }
-        if let Some((s, _)) = &p.pending {
+        if let Some((s, _)) = p.pending.as_deref() {
             consider(Some(s.created + self.cfg.handshake_timeout));
         }
         consider(p.deferred.as_ref().map(|d| d.at));

@@ -172,7 +172,7 @@ impl Endpoint {
         }
 
         let Some(p) = self.peers.get_mut(&id) else { return };
-        if let Some((s, _)) = p.pending.as_ref() {
+        if let Some((s, _)) = p.pending.as_deref() {
             if now >= s.created + cfg.handshake_timeout {
                 let local_id = s.local_id;
                 p.pending = None;
