@@ -55,6 +55,29 @@ impl Ord for NodeId {
     }
 }
 
+/// Hashes a [`NodeId`] by its first eight bytes: ids are SHA-256 outputs,
+/// already uniform, so hashing them again only costs time. Only for maps of
+/// ids the endpoint chose to trust (no one can pick them to collide).
+#[derive(Default)]
+pub struct NodeIdHasher(u64);
+
+impl std::hash::Hasher for NodeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as one 32-byte write; anything else mixes in.
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
+            if bytes.len() == 32 {
+                break;
+            }
+        }
+    }
+}
+
 impl PartialOrd for NodeId {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))

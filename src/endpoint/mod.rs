@@ -9,6 +9,7 @@ mod send;
 mod timers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -193,7 +194,7 @@ pub struct Endpoint {
     pub(crate) rng: StdRng,
     pub(crate) epoch: Instant,
     pub(crate) wall_epoch_us: u64,
-    pub(crate) peers: BTreeMap<NodeId, Peer>,
+    pub(crate) peers: PeerMap,
     /// Local session id → peer, for sessions, pending sessions and our
     /// outgoing attempts alike.
     pub(crate) by_session: HashMap<u32, NodeId>,
@@ -229,6 +230,12 @@ pub struct Endpoint {
     /// When to sign SYNs ahead of need (see `presign_handshakes`).
     pub(crate) presign_at: Option<Instant>,
 }
+
+/// The session directory: associates by node id. Ids are SHA-256 hashes of
+/// trusted keys (no one picks them to collide), so their first eight bytes
+/// are a good hash on their own, and a fixed hasher keeps iteration order
+/// the same on every run (the simulator replays seeds exactly).
+pub(crate) type PeerMap = HashMap<NodeId, Peer, BuildHasherDefault<crate::crypto::NodeIdHasher>>;
 
 /// Most handshake datagrams queued for sending at once.
 pub(crate) const MAX_HANDSHAKE_QUEUE: usize = 256;
@@ -270,7 +277,7 @@ impl Endpoint {
             rng: StdRng::from_seed(rng_seed),
             epoch: now,
             wall_epoch_us: unix_time_us,
-            peers: BTreeMap::new(),
+            peers: PeerMap::default(),
             by_session: HashMap::new(),
             couriers: Vec::new(),
             broadcast_slots: Vec::new(),
