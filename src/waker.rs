@@ -99,7 +99,9 @@ impl WakeQueue {
 
     /// Moves the woken slots into `out` (cheap when there are none).
     pub fn take(&self, out: &mut Vec<usize>) {
-        if self.any.swap(false, Ordering::AcqRel) {
+        // A plain load first: the engine looks on every poll, and a swap
+        // (a locked instruction) costs more than the usual answer, "none".
+        if self.any.load(Ordering::Acquire) && self.any.swap(false, Ordering::AcqRel) {
             out.append(&mut lock(&self.woken));
         }
     }

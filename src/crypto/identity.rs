@@ -55,26 +55,24 @@ impl Ord for NodeId {
     }
 }
 
-/// Hashes a [`NodeId`] by its first eight bytes: ids are SHA-256 outputs,
-/// already uniform, so hashing them again only costs time. Only for maps of
-/// ids the endpoint chose to trust (no one can pick them to collide).
+/// A hasher for keys that are random already: node ids (SHA-256 outputs of
+/// keys the endpoint chose to trust) and the session ids it drew itself.
+/// It takes the first eight bytes and spreads them with one multiply
+/// (hash maps use the top bits too), instead of hashing them again. Fixed,
+/// so iteration order is the same on every run. Not for keys an attacker
+/// chooses.
 #[derive(Default)]
-pub struct NodeIdHasher(u64);
+pub struct RandomKeyHasher(u64);
 
-impl std::hash::Hasher for NodeIdHasher {
+impl std::hash::Hasher for RandomKeyHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
     fn write(&mut self, bytes: &[u8]) {
-        // `[u8; 32]` hashes as one 32-byte write; anything else mixes in.
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
-            if bytes.len() == 32 {
-                break;
-            }
-        }
+        let mut w = [0u8; 8];
+        let n = bytes.len().min(8);
+        w[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(w);
     }
 }
 

@@ -5,6 +5,6 @@ mod identity;
 mod keys;
 mod replay;
 
-pub use identity::{Identity, KeyError, NodeId, NodeIdHasher, PublicKey};
+pub use identity::{Identity, KeyError, NodeId, PublicKey, RandomKeyHasher};
 pub use keys::{derive_session_keys, DirectionKeys, OpenError, SessionKeys};
 pub use replay::{ReplayVerdict, ReplayWindow};

@@ -197,7 +197,7 @@ pub struct Endpoint {
     pub(crate) peers: PeerMap,
     /// Local session id → peer, for sessions, pending sessions and our
     /// outgoing attempts alike.
-    pub(crate) by_session: HashMap<u32, NodeId>,
+    pub(crate) by_session: HashMap<u32, NodeId, RandomKeys>,
     pub(crate) couriers: Vec<Option<CourierSlot>>,
     pub(crate) broadcast_slots: Vec<usize>,
     pub(crate) handshake_out: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -231,11 +231,11 @@ pub struct Endpoint {
     pub(crate) presign_at: Option<Instant>,
 }
 
-/// The session directory: associates by node id. Ids are SHA-256 hashes of
-/// trusted keys (no one picks them to collide), so their first eight bytes
-/// are a good hash on their own, and a fixed hasher keeps iteration order
-/// the same on every run (the simulator replays seeds exactly).
-pub(crate) type PeerMap = HashMap<NodeId, Peer, BuildHasherDefault<crate::crypto::NodeIdHasher>>;
+/// The session directory: associates by node id (see
+/// [`crate::crypto::RandomKeyHasher`]: a fixed hasher, so the simulator
+/// replays seeds exactly).
+pub(crate) type PeerMap = HashMap<NodeId, Peer, RandomKeys>;
+pub(crate) type RandomKeys = BuildHasherDefault<crate::crypto::RandomKeyHasher>;
 
 /// Most handshake datagrams queued for sending at once.
 pub(crate) const MAX_HANDSHAKE_QUEUE: usize = 256;
@@ -278,7 +278,7 @@ impl Endpoint {
             epoch: now,
             wall_epoch_us: unix_time_us,
             peers: PeerMap::default(),
-            by_session: HashMap::new(),
+            by_session: HashMap::default(),
             couriers: Vec::new(),
             broadcast_slots: Vec::new(),
             handshake_out: VecDeque::new(),

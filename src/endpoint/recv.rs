@@ -35,6 +35,8 @@ impl Endpoint {
             PacketType::Syn => <Syn as HandshakeFields>::decode(datagram)
                 .ok()
                 .map(|m| NodeId(m.msg.initiator)),
+            // Sealed packets touch their peer in `handle_sealed`.
+            PacketType::Data | PacketType::Close => None,
             _ => self.by_session.get(&header.session_id).copied(),
         };
         match header.packet_type {
@@ -53,6 +55,7 @@ impl Endpoint {
         let Some(&peer_id) = self.by_session.get(&header.session_id) else {
             return self.drop_datagram(DropReason::UnknownSession);
         };
+        self.touch(peer_id);
         if datagram.len() < HEADER_LEN + TAG_LEN {
             return self.drop_datagram(DropReason::Truncated);
         }

@@ -67,8 +67,10 @@ impl Endpoint {
         self.schedule.unsettled.remove(id);
     }
 
-    /// Takes couriers' wakes, then recomputes the peers that need it.
-    pub(crate) fn refresh_schedule(&mut self) {
+    /// Takes couriers' wakes, then recomputes the peers that need it:
+    /// those something happened to, and (`with_unsettled`) every unsettled
+    /// one, whose deadlines may have moved without the engine.
+    pub(crate) fn refresh_schedule(&mut self, with_unsettled: bool) {
         let mut woken = std::mem::take(&mut self.schedule.woken);
         self.wake_queue.take(&mut woken);
         for slot in woken.drain(..) {
@@ -92,7 +94,9 @@ impl Endpoint {
             ids.extend(self.peers.keys().copied());
         } else {
             ids.append(&mut self.schedule.dirty);
-            ids.extend(self.schedule.unsettled.keys().copied());
+            if with_unsettled {
+                ids.extend(self.schedule.unsettled.keys().copied());
+            }
         }
         for &id in &ids {
             self.reschedule(id);
@@ -182,21 +186,17 @@ impl Endpoint {
         }
     }
 
-    /// Peers due at `now`: settled ones earliest first, then unsettled ones.
-    pub(crate) fn due_peer_ids(&self, now: Instant) -> impl Iterator<Item = NodeId> + '_ {
+    /// Peers that may have something to send at `now`: settled ones due,
+    /// earliest first, then every unsettled one (its deadline may have
+    /// moved since it was computed; the caller asks it directly).
+    pub(crate) fn send_candidates(&self, now: Instant) -> impl Iterator<Item = NodeId> + '_ {
         let settled = self
             .schedule
             .by_time
             .iter()
             .take_while(move |(t, _)| *t <= now)
             .map(|(_, id)| *id);
-        let unsettled = self
-            .schedule
-            .unsettled
-            .iter()
-            .filter(move |(_, t)| t.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id);
-        settled.chain(unsettled)
+        settled.chain(self.schedule.unsettled.keys().copied())
     }
 
     pub(crate) fn polled_peer_count(&self) -> usize {

@@ -36,7 +36,7 @@ impl Endpoint {
             }
         }
         self.refresh_broadcasts(now);
-        self.refresh_schedule();
+        self.refresh_schedule(false);
         // Serve the due peer that has waited longest; one that wanted to
         // send but built nothing is passed over for the rest of this call.
         let mut passed = std::mem::take(&mut self.send_scratch);
@@ -59,7 +59,7 @@ impl Endpoint {
     /// The due peer with a confirmed session that wants to send now,
     /// longest-waiting first, skipping `passed`.
     fn next_sender(&self, now: Instant, passed: &[NodeId]) -> Option<NodeId> {
-        self.due_peer_ids(now)
+        self.send_candidates(now)
             .filter(|id| !passed.contains(id))
             .find(|id| {
                 self.peers.get(id).is_some_and(|p| {

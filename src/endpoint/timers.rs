@@ -16,7 +16,7 @@ impl Endpoint {
     /// scheduled. Cheap: it looks at the peers something happened to since
     /// the last poll, not at every peer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.refresh_schedule();
+        self.refresh_schedule(true);
         let mut next = self.earliest_peer_deadline();
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
@@ -88,7 +88,9 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.refresh_schedule();
+        // Unsettled peers' timers all run below; only settled ones need
+        // their deadlines current.
+        self.refresh_schedule(false);
         let mut due = std::mem::take(&mut self.due_scratch);
         self.due_peers(now, &mut due);
         let mut ids = std::mem::take(&mut self.timer_scratch);
