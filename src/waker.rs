@@ -72,8 +72,11 @@ impl CourierWaker {
     }
 }
 
-/// The engine's end: couriers woken since it last looked.
+/// The engine's end: couriers woken since it last looked. Aligned to its
+/// own cache lines: the engine reads `any` on every poll, and a neighbour
+/// written by another thread would make each read a miss.
 #[derive(Default)]
+#[repr(align(128))]
 pub(crate) struct WakeQueue {
     any: AtomicBool,
     woken: Mutex<Vec<usize>>,

@@ -1,7 +1,8 @@
 //! Session keys: HKDF-SHA256 over the X25519 shared secret, salted with the
 //! handshake transcript hash, gives one AES-256-GCM key and IV per direction.
 
-use aes_gcm::{AeadInOut, Aes256Gcm, KeyInit, Nonce, Tag};
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -48,7 +49,7 @@ impl DirectionKeys {
     pub fn seal(&self, packet_number: u64, header: &[u8], body: &mut [u8]) -> [u8; TAG_LEN] {
         // AES-GCM only fails for inputs over 64 GiB; our bodies are < 1500 B.
         self.cipher
-            .encrypt_inout_detached(&self.nonce(packet_number), header, body.into())
+            .encrypt_in_place_detached(&self.nonce(packet_number), header, body)
             .map(Into::into)
             .unwrap_or([0; TAG_LEN])
     }
@@ -61,9 +62,9 @@ impl DirectionKeys {
         body: &mut [u8],
         tag: &[u8],
     ) -> Result<(), OpenError> {
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError)?;
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError)?;
         self.cipher
-            .decrypt_inout_detached(&self.nonce(packet_number), header, body.into(), &Tag::from(tag))
+            .decrypt_in_place_detached(&self.nonce(packet_number), header, body, Tag::from_slice(tag))
             .map_err(|_| OpenError)
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct Schedule {
 pub(crate) struct PeerSlot {
     /// Its key in `by_time`, if settled with a deadline.
     key: Option<Instant>,
+    /// Its earliest timer, as last computed (sending aside).
+    pub timer_at: Option<Instant>,
     dirty: bool,
 }
 
@@ -57,6 +59,10 @@ impl Endpoint {
         self.schedule.all_dirty = true;
     }
 
+    pub(crate) fn schedule_all_dirty(&self) -> bool {
+        self.schedule.all_dirty
+    }
+
     /// Takes a peer out of the schedule (before it is removed).
     pub(crate) fn unschedule(&mut self, id: &NodeId) {
         if let Some(p) = self.peers.get(id) {
@@ -71,22 +77,7 @@ impl Endpoint {
     /// those something happened to, and (`with_unsettled`) every unsettled
     /// one, whose deadlines may have moved without the engine.
     pub(crate) fn refresh_schedule(&mut self, with_unsettled: bool) {
-        let mut woken = std::mem::take(&mut self.schedule.woken);
-        self.wake_queue.take(&mut woken);
-        for slot in woken.drain(..) {
-            let Some(s) = self.couriers.get(slot).and_then(Option::as_ref) else {
-                continue;
-            };
-            if let Some(q) = &s.waker_queued {
-                // Cleared before the mandate is read again, so a wake that
-                // races with this one is never lost.
-                q.swap(false, Ordering::AcqRel);
-            }
-            if let CourierScope::Peer(p) = s.scope {
-                self.touch(p);
-            }
-        }
-        self.schedule.woken = woken;
+        self.take_wakes();
         let mut ids = std::mem::take(&mut self.peer_scratch);
         ids.clear();
         if std::mem::take(&mut self.schedule.all_dirty) {
@@ -104,13 +95,34 @@ impl Endpoint {
         self.peer_scratch = ids;
     }
 
+    /// Marks the peers of woken couriers dirty.
+    pub(crate) fn take_wakes(&mut self) {
+        let mut woken = std::mem::take(&mut self.schedule.woken);
+        self.wake_queue.take(&mut woken);
+        for slot in woken.drain(..) {
+            let Some(s) = self.couriers.get(slot).and_then(Option::as_ref) else {
+                continue;
+            };
+            if let Some(q) = &s.waker_queued {
+                // Cleared before the mandate is read again, so a wake that
+                // races with this one is never lost.
+                q.swap(false, Ordering::AcqRel);
+            }
+            if let CourierScope::Peer(p) = s.scope {
+                self.touch(p);
+            }
+        }
+        self.schedule.woken = woken;
+    }
+
     /// Recomputes one peer's deadline and files it.
     fn reschedule(&mut self, id: NodeId) {
         let Some(p) = self.peers.get(&id) else {
             self.schedule.unsettled.remove(&id);
             return;
         };
-        let deadline = self.peer_deadline(&id, p);
+        let (timer_at, send_at) = self.peer_deadline(&id, p);
+        let deadline = [timer_at, send_at].into_iter().flatten().min();
         let settled = self.is_settled(p);
         let old = p.sched.key;
         let sched = &mut self.schedule;
@@ -118,6 +130,7 @@ impl Endpoint {
             if settled && deadline == Some(t) {
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.sched.dirty = false;
+                    p.sched.timer_at = timer_at;
                 }
                 return;
             }
@@ -134,7 +147,11 @@ impl Endpoint {
             sched.unsettled.insert(id, deadline);
         }
         if let Some(p) = self.peers.get_mut(&id) {
-            p.sched = PeerSlot { key, dirty: false };
+            p.sched = PeerSlot {
+                key,
+                timer_at,
+                dirty: false,
+            };
         }
     }
 
@@ -187,8 +204,10 @@ impl Endpoint {
     }
 
     /// Peers that may have something to send at `now`: settled ones due,
-    /// earliest first, then every unsettled one (its deadline may have
-    /// moved since it was computed; the caller asks it directly).
+    /// earliest first, then those something happened to since their
+    /// deadline was computed, then every unsettled one (the caller asks
+    /// each directly). Not recomputing here keeps the send path short: the
+    /// next `poll_timeout` files them.
     pub(crate) fn send_candidates(&self, now: Instant) -> impl Iterator<Item = NodeId> + '_ {
         let settled = self
             .schedule
@@ -196,7 +215,9 @@ impl Endpoint {
             .iter()
             .take_while(move |(t, _)| *t <= now)
             .map(|(_, id)| *id);
-        settled.chain(self.schedule.unsettled.keys().copied())
+        settled
+            .chain(self.schedule.dirty.iter().copied())
+            .chain(self.schedule.unsettled.keys().copied())
     }
 
     pub(crate) fn polled_peer_count(&self) -> usize {
@@ -208,64 +229,69 @@ impl Endpoint {
         self.schedule.unsettled.keys().copied()
     }
 
-    /// When peer `id` next needs the engine: its timers, and when it wants
-    /// to send (waiting for the pacer and the window).
-    fn peer_deadline(&self, id: &NodeId, p: &Peer) -> Option<Instant> {
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
+    /// When peer `id` next needs the engine: `.0` for its timers
+    /// (`handle_timeout`), `.1` to send (`poll_transmit`, after the pacer and
+    /// the window).
+    fn peer_deadline(&self, id: &NodeId, p: &Peer) -> (Option<Instant>, Option<Instant>) {
+        let earliest = |a: Option<Instant>, b: Option<Instant>| [a, b].into_iter().flatten().min();
+        let mut timer: Option<Instant> = None;
         if let Some(o) = &p.outgoing {
-            consider(Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)));
-        }
-        if let Some((s, _)) = p.pending.as_deref() {
-            consider(Some(s.created + self.cfg.handshake_timeout));
-        }
-        consider(p.deferred.as_ref().map(|d| d.at));
-        consider(self.next_probe_of(id, p));
-        for &i in &p.courier_slots {
-            consider(
-                self.couriers
-                    .get(i)
-                    .and_then(Option::as_ref)
-                    .and_then(|c| c.courier.next_timer()),
+            timer = earliest(
+                timer,
+                Some(o.next_resend.min(o.started + self.cfg.handshake_timeout)),
             );
         }
-        let Some(s) = &p.session else { return next };
+        if let Some((s, _)) = p.pending.as_deref() {
+            timer = earliest(timer, Some(s.created + self.cfg.handshake_timeout));
+        }
+        timer = earliest(timer, p.deferred.as_ref().map(|d| d.at));
+        timer = earliest(timer, self.next_probe_of(id, p));
+        for &i in &p.courier_slots {
+            let t = self
+                .couriers
+                .get(i)
+                .and_then(Option::as_ref)
+                .and_then(|c| c.courier.next_timer());
+            timer = earliest(timer, t);
+        }
+        let Some(s) = &p.session else { return (timer, None) };
+        let mut send: Option<Instant> = None;
         if s.close_due.is_some() {
-            consider(Some(self.epoch));
+            send = Some(self.epoch);
         }
         match s.state {
-            SessionState::Disconnected { since } => consider(Some(since + self.cfg.session_expiry)),
+            SessionState::Disconnected { since } => {
+                timer = earliest(timer, Some(since + self.cfg.session_expiry));
+            }
             SessionState::Active if s.confirmed => {
-                consider(Some(s.last_recv + self.cfg.idle_timeout));
-                consider(s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
-                consider(s.confirm_probe.map(|(t, _)| t));
+                timer = earliest(timer, Some(s.last_recv + self.cfg.idle_timeout));
+                timer = earliest(timer, s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
+                timer = earliest(timer, s.confirm_probe.map(|(t, _)| t));
                 // Control traffic goes at once (neither paced nor
                 // window-limited), keepalives when due.
-                consider(Some(self.keepalive_at(s)));
-                consider(s.acks.deadline(self.cfg.max_ack_delay));
+                send = earliest(send, Some(self.keepalive_at(s)));
+                send = earliest(send, s.acks.deadline(self.cfg.max_ack_delay));
                 if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
-                    consider(Some(self.epoch));
+                    send = Some(self.epoch);
                 }
                 // Courier data waits for the pacer; with the window closed,
                 // an ack or the probe timeout wakes us instead.
                 if s.window_open() {
                     let mut data: Option<Instant> = None;
                     for &i in &p.courier_slots {
-                        data = [data, self.courier_due(i)].into_iter().flatten().min();
+                        data = earliest(data, self.courier_due(i));
                     }
                     if super::timers::any_pending_broadcast(self, s) {
                         data = Some(self.epoch);
                     }
                     let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
-                    consider(data.map(|t| t.max(paced)));
+                    send = earliest(send, data.map(|t| t.max(paced)));
                 }
             }
-            SessionState::Active => {}
+            SessionState::Active => {
+                timer = earliest(timer, s.confirm_probe.map(|(t, _)| t));
+            }
         }
-        next
+        (timer, send)
     }
 }

@@ -36,7 +36,10 @@ impl Endpoint {
             }
         }
         self.refresh_broadcasts(now);
-        self.refresh_schedule(false);
+        if self.schedule_all_dirty() {
+            self.refresh_schedule(false);
+        }
+        self.take_wakes();
         // Serve the due peer that has waited longest; one that wanted to
         // send but built nothing is passed over for the rest of this call.
         let mut passed = std::mem::take(&mut self.send_scratch);

@@ -95,7 +95,13 @@ impl Endpoint {
         self.due_peers(now, &mut due);
         let mut ids = std::mem::take(&mut self.timer_scratch);
         ids.clear();
-        ids.extend(due.iter().map(|&(_, id)| id));
+        // Peers due only to send are poll_transmit's; leaving them alone
+        // here keeps their deadlines (and the send path) untouched.
+        ids.extend(due.iter().map(|&(_, id)| id).filter(|id| {
+            self.peers
+                .get(id)
+                .is_some_and(|p| p.sched.timer_at.is_some_and(|t| t <= now))
+        }));
         // Unsettled peers' timers (probes among them) always get a look.
         ids.extend(self.unsettled_peers());
         ids.sort_unstable();
