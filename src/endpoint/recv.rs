@@ -55,7 +55,6 @@ impl Endpoint {
         let Some(&peer_id) = self.by_session.get(&header.session_id) else {
             return self.drop_datagram(DropReason::UnknownSession);
         };
-        self.touch(peer_id);
         if datagram.len() < HEADER_LEN + TAG_LEN {
             return self.drop_datagram(DropReason::Truncated);
         }
@@ -64,6 +63,10 @@ impl Endpoint {
         let Some(peer) = self.peers.get_mut(&peer_id) else {
             return self.drop_datagram(DropReason::UnknownSession);
         };
+        // Touched with the peer in hand (one lookup fewer than `touch`).
+        if peer.sched.mark_dirty() {
+            self.schedule.queue(peer_id);
+        }
         let Some(session) = peer.session_by_local_id(header.session_id) else {
             return self.drop_datagram(DropReason::UnknownSession);
         };

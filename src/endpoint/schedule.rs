@@ -33,6 +33,21 @@ pub(crate) struct Schedule {
     woken: Vec<usize>,
 }
 
+impl Schedule {
+    /// Queues a peer just marked dirty (see [`PeerSlot::mark_dirty`]).
+    pub fn queue(&mut self, id: NodeId) {
+        self.dirty.push(id);
+    }
+}
+
+impl PeerSlot {
+    /// Marks the peer dirty; true if it was not already (then the caller
+    /// queues it with [`Schedule::queue`]).
+    pub fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+}
+
 /// Where a peer stands in the schedule.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct PeerSlot {
@@ -41,16 +56,15 @@ pub(crate) struct PeerSlot {
     /// Its earliest timer, as last computed (sending aside).
     pub timer_at: Option<Instant>,
     dirty: bool,
+    /// Filed among the unsettled.
+    unsettled: bool,
 }
 
 impl Endpoint {
     /// Something happened to `id`: recompute its deadline at the next poll.
     pub(crate) fn touch(&mut self, id: NodeId) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            if !p.sched.dirty {
-                p.sched.dirty = true;
-                self.schedule.dirty.push(id);
-            }
+        if self.peers.get_mut(&id).is_some_and(|p| p.sched.mark_dirty()) {
+            self.schedule.queue(id);
         }
     }
 
@@ -125,6 +139,7 @@ impl Endpoint {
         let deadline = [timer_at, send_at].into_iter().flatten().min();
         let settled = self.is_settled(p);
         let old = p.sched.key;
+        let was_unsettled = p.sched.unsettled;
         let sched = &mut self.schedule;
         if let Some(t) = old {
             if settled && deadline == Some(t) {
@@ -138,7 +153,9 @@ impl Endpoint {
         }
         let mut key = None;
         if settled {
-            sched.unsettled.remove(&id);
+            if was_unsettled {
+                sched.unsettled.remove(&id);
+            }
             if let Some(t) = deadline {
                 sched.by_time.insert((t, id));
                 key = Some(t);
@@ -151,6 +168,7 @@ impl Endpoint {
                 key,
                 timer_at,
                 dirty: false,
+                unsettled: !settled,
             };
         }
     }
