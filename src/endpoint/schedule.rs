@@ -20,6 +20,9 @@ use crate::courier::CourierScope;
 use crate::crypto::NodeId;
 use crate::session::SessionState;
 
+/// Touched peers `poll_transmit` asks directly, at most.
+const DIRTY_ASKED_DIRECTLY: usize = 4;
+
 #[derive(Default)]
 pub(crate) struct Schedule {
     /// Settled peers, by deadline.
@@ -73,8 +76,10 @@ impl Endpoint {
         self.schedule.all_dirty = true;
     }
 
-    pub(crate) fn schedule_all_dirty(&self) -> bool {
-        self.schedule.all_dirty
+    /// Whether `poll_transmit` should recompute before choosing: everything
+    /// is dirty, or more peers than it is worth asking one by one.
+    pub(crate) fn schedule_needs_filing(&self) -> bool {
+        self.schedule.all_dirty || self.schedule.dirty.len() > DIRTY_ASKED_DIRECTLY
     }
 
     /// Takes a peer out of the schedule (before it is removed).

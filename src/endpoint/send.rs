@@ -36,10 +36,13 @@ impl Endpoint {
             }
         }
         self.refresh_broadcasts(now);
-        if self.schedule_all_dirty() {
+        self.take_wakes();
+        // A few peers touched since the last poll are asked directly (the
+        // short path for a round trip); many are filed first, or every
+        // call would walk them all.
+        if self.schedule_needs_filing() {
             self.refresh_schedule(false);
         }
-        self.take_wakes();
         // Serve the due peer that has waited longest; one that wanted to
         // send but built nothing is passed over for the rest of this call.
         let mut passed = std::mem::take(&mut self.send_scratch);
