@@ -70,7 +70,14 @@ pub struct AgentStateCourier {
     pub malformed: u64,
     /// Its number among the state's wakers, once registered.
     waker: Option<u64>,
+    /// Reused buffers, so that steady traffic allocates little: the send
+    /// order, and emptied in-flight lists.
+    order: Vec<(bool, u8, usize, u16)>,
+    spare_lists: Vec<Vec<(u16, Stamp)>>,
 }
+
+/// Emptied in-flight lists kept for reuse, at most.
+const SPARE_LISTS: usize = 64;
 
 impl AgentStateCourier {
     pub fn new(state: AgentState, peer: NodeId, cfg: AgentStateConfig) -> Self {
@@ -89,6 +96,8 @@ impl AgentStateCourier {
             digests_mismatched: 0,
             malformed: 0,
             waker: None,
+            order: Vec::new(),
+            spare_lists: Vec::new(),
         }
     }
 
@@ -106,6 +115,14 @@ impl AgentStateCourier {
             && params
                 .iter()
                 .all(|(id, p)| p.version == 0 || self.acked.get(id) == Some(&p.stamp()))
+    }
+
+    /// Keeps an emptied in-flight list for the next send.
+    fn recycle(&mut self, mut list: Vec<(u16, Stamp)>) {
+        if self.spare_lists.len() < SPARE_LISTS {
+            list.clear();
+            self.spare_lists.push(list);
+        }
     }
 
     fn reset_peer_view(&mut self) {
@@ -146,25 +163,27 @@ impl Courier for AgentStateCourier {
         let state = self.state.clone();
         let s = state.lock();
         // Stale first, then refreshes; most important and smallest first.
-        let mut order: Vec<(bool, u8, usize, u16)> = s
-            .params
-            .iter()
-            .filter(|(_, p)| p.version > 0)
-            .filter_map(|(&id, p)| {
-                let stale = self.stale(id, p);
-                let refresh = !self.sending.contains_key(&id)
-                    && self
-                        .last_sent
-                        .get(&id)
-                        .is_none_or(|&t| t + self.cfg.refresh(p) <= now);
-                (stale || refresh).then_some((!stale, 255 - p.importance, p.value.len(), id))
-            })
-            .collect();
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(
+            s.params
+                .iter()
+                .filter(|(_, p)| p.version > 0)
+                .filter_map(|(&id, p)| {
+                    let stale = self.stale(id, p);
+                    let refresh = !self.sending.contains_key(&id)
+                        && self
+                            .last_sent
+                            .get(&id)
+                            .is_none_or(|&t| t + self.cfg.refresh(p) <= now);
+                    (stale || refresh).then_some((!stale, 255 - p.importance, p.value.len(), id))
+                }),
+        );
         order.sort_unstable();
         let spare = out.spare();
         let mut w = Writer::new(spare);
-        let mut carried = Vec::new();
-        for (_, _, _, id) in order {
+        let mut carried = self.spare_lists.pop().unwrap_or_default();
+        for &(_, _, _, id) in &order {
             let Some(p) = s.params.get(&id) else { continue };
             if !wire::write_update(&mut w, id, p.version, p.writer, &p.value) {
                 break;
@@ -192,17 +211,22 @@ impl Courier for AgentStateCourier {
         }
         let n = w.len();
         drop(s);
+        self.order = order;
         let _ = out.advance(n);
-        if !carried.is_empty() {
+        if carried.is_empty() {
+            self.recycle(carried);
+        } else {
             self.in_flight.insert(token, carried);
         }
     }
 
     fn on_receive(&mut self, ctx: &CourierContext, payload: &[u8]) {
-        let Ok(records) = wire::parse(payload) else {
+        // Checked whole before any of it is applied.
+        if wire::records(payload).any(|r| r.is_err()) {
             self.malformed += 1;
             return;
-        };
+        }
+        let records = wire::records(payload).flatten();
         let state = self.state.clone();
         let mut s = state.lock();
         for r in records {
@@ -248,7 +272,7 @@ impl Courier for AgentStateCourier {
         };
         let state = self.state.clone();
         let mut s = state.lock();
-        for (id, stamp) in carried {
+        for &(id, stamp) in &carried {
             if self.sending.get(&id) == Some(&stamp) {
                 self.sending.remove(&id);
             }
@@ -259,17 +283,20 @@ impl Courier for AgentStateCourier {
                 p.last_confirmed = Some(ctx.now);
             }
         }
+        drop(s);
+        self.recycle(carried);
     }
 
     fn on_lost(&mut self, _ctx: &CourierContext, token: u64) {
         let Some(carried) = self.in_flight.remove(&token) else {
             return;
         };
-        for (id, stamp) in carried {
+        for &(id, stamp) in &carried {
             if self.sending.get(&id) == Some(&stamp) {
                 self.sending.remove(&id);
             }
         }
+        self.recycle(carried);
     }
 
     fn on_session_start(&mut self, ctx: &CourierContext) {

@@ -27,11 +27,30 @@ pub enum Record<'a> {
     },
 }
 
+/// Every record of a payload, or the first error (the tests' view).
+#[cfg(test)]
 pub fn parse(payload: &[u8]) -> Result<Vec<Record<'_>>, DecodeError> {
+    records(payload).collect()
+}
+
+/// The records of a payload, in order, without collecting them; an error
+/// ends the walk (check the whole payload first, then apply it).
+pub fn records(payload: &[u8]) -> impl Iterator<Item = Result<Record<'_>, DecodeError>> + '_ {
     let mut r = Reader::new(payload);
-    let mut out = Vec::new();
-    while !r.is_empty() {
-        out.push(match r.u8()? {
+    let mut failed = false;
+    std::iter::from_fn(move || {
+        if failed || r.is_empty() {
+            return None;
+        }
+        let record = next_record(&mut r);
+        failed = record.is_err();
+        Some(record)
+    })
+}
+
+fn next_record<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, DecodeError> {
+    {
+        Ok(match r.u8()? {
             UPDATE => {
                 let id = r.u16()?;
                 let version = r.varint()?;
@@ -49,9 +68,8 @@ pub fn parse(payload: &[u8]) -> Result<Vec<Record<'_>>, DecodeError> {
                 flags: r.u8()?,
             },
             _ => return Err(DecodeError::UnknownFrame),
-        });
+        })
     }
-    Ok(out)
 }
 
 pub fn write_update(w: &mut Writer<'_>, id: u16, version: u64, writer: u64, value: &[u8]) -> bool {
