@@ -149,97 +149,40 @@ fn measure(identities: &[Identity]) -> Row {
     for c in &mut clients {
         c.connect(now, &server.node_id()).expect("connect");
     }
-    let mut buf = vec![0u8; 2048];
-    let mut to_server: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
     // Clients run only when due (their timer, or a datagram from the
     // server): polling thousands of them every millisecond would evict the
     // server's state from the caches, which a real deployment (clients on
     // other machines) does not.
-    let mut due: BinaryHeap<Reverse<(Instant, usize)>> = (0..n).map(|i| Reverse((now, i))).collect();
-    let mut last_run: Vec<Option<Instant>> = vec![None; n];
-    let mut connected = 0;
-    let mut step = |now: Instant,
-                    server: &mut Endpoint,
-                    clients: &mut [Endpoint],
-                    busy: &mut Duration,
-                    to_server: &mut VecDeque<(SocketAddr, Vec<u8>)>,
-                    due: &mut BinaryHeap<Reverse<(Instant, usize)>>,
-                    connected: &mut usize| {
-        while let Some(&Reverse((t, i))) = due.peek() {
-            if t > now {
-                break;
-            }
-            due.pop();
-            if last_run[i] == Some(now) {
-                continue;
-            }
-            last_run[i] = Some(now);
-            let c = &mut clients[i];
-            if c.poll_timeout().is_some_and(|t| t <= now) {
-                c.handle_timeout(now);
-            }
-            while let Some(t) = c.poll_transmit(now, &mut buf) {
-                to_server.push_back((client_addr(i), buf[..t.len].to_vec()));
-            }
-            while c.poll_event().is_some() {}
-            if let Some(t) = c.poll_timeout() {
-                due.push(Reverse((t.max(now + Duration::from_millis(1)), i)));
-            }
-        }
-        let mut replies = Vec::new();
-        server_work(busy, || {
-            while let Some((from, d)) = to_server.pop_front() {
-                server.handle_datagram(now, from, &d);
-                harness_work(|| drop(d));
-            }
-            if server.poll_timeout().is_some_and(|t| t <= now) {
-                server.handle_timeout(now);
-            }
-            while let Some(t) = server.poll_transmit(now, &mut buf) {
-                // The harness's copy is not the server's memory.
-                harness_work(|| replies.push((t.destination, buf[..t.len].to_vec())));
-            }
-            while let Some(e) = server.poll_event() {
-                *connected += usize::from(matches!(e, Event::Connected { .. }));
-            }
-        });
-        for (to, d) in replies {
-            if let Some(&i) = by_addr.get(&to) {
-                clients[i].handle_datagram(now, server_addr, &d);
-                due.push(Reverse((now + Duration::from_millis(1), i)));
-            }
-        }
+    let mut fleet = Fleet {
+        due: (0..n).map(|i| Reverse((now, i))).collect(),
+        last_run: vec![None; n],
+        server,
+        clients,
+        by_addr,
+        server_addr,
+        to_server: VecDeque::new(),
+        buf: vec![0u8; 2048],
     };
     // Handshakes (the server's verification budget paces them).
+    let mut connected = 0;
     for _ in 0..120_000 {
-        step(
-            now,
-            &mut server,
-            &mut clients,
-            &mut busy,
-            &mut to_server,
-            &mut due,
-            &mut connected,
-        );
+        connected += fleet.step(now, &mut busy);
         now += Duration::from_millis(1);
         if connected >= n {
             break;
         }
     }
-    let connected = server.stats().sessions.iter().filter(|s| s.connected).count();
+    let connected = fleet
+        .server
+        .stats()
+        .sessions
+        .iter()
+        .filter(|s| s.connected)
+        .count();
     assert_eq!(connected, n, "not every client connected");
     // Settle, then measure two seconds of 20 Hz state from every client.
-    let mut ignored = 0;
     for _ in 0..1000 {
-        step(
-            now,
-            &mut server,
-            &mut clients,
-            &mut busy,
-            &mut to_server,
-            &mut due,
-            &mut ignored,
-        );
+        fleet.step(now, &mut busy);
         now += Duration::from_millis(1);
     }
     let mut busy_steady = Duration::ZERO;
@@ -253,20 +196,13 @@ fn measure(identities: &[Identity]) -> Row {
             value += 1;
             for (i, s) in states.iter().enumerate() {
                 s.set(now, 1, &value).expect("set");
-                due.push(Reverse((now, i)));
+                fleet.due.push(Reverse((now, i)));
             }
         }
-        step(
-            now,
-            &mut server,
-            &mut clients,
-            &mut busy_steady,
-            &mut to_server,
-            &mut due,
-            &mut ignored,
-        );
+        fleet.step(now, &mut busy_steady);
         now += Duration::from_millis(1);
     }
+    let server = fleet.server;
     let live = SERVER_LIVE.load(Ordering::Relaxed);
     let polled = server.stats().polled_peers;
     Row {
@@ -275,6 +211,75 @@ fn measure(identities: &[Identity]) -> Row {
         cpu_share: busy_steady.as_secs_f64() / seconds as f64,
         bytes_per_session: (live - registered) as f64 / n as f64,
         bytes_per_peer: (live - base) as f64 / n as f64,
+    }
+}
+
+/// The server, its clients, and the datagrams between them.
+struct Fleet {
+    server: Endpoint,
+    clients: Vec<Endpoint>,
+    by_addr: HashMap<SocketAddr, usize>,
+    server_addr: SocketAddr,
+    to_server: VecDeque<(SocketAddr, Vec<u8>)>,
+    /// Clients by when they next need a turn.
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    last_run: Vec<Option<Instant>>,
+    buf: Vec<u8>,
+}
+
+impl Fleet {
+    /// One millisecond: the clients that are due, then the server (its
+    /// work timed into `busy`), then the server's replies. Returns the
+    /// sessions the server saw established.
+    fn step(&mut self, now: Instant, busy: &mut Duration) -> usize {
+        let buf = &mut self.buf;
+        while let Some(&Reverse((t, i))) = self.due.peek() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            if self.last_run[i] == Some(now) {
+                continue;
+            }
+            self.last_run[i] = Some(now);
+            let c = &mut self.clients[i];
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+            while let Some(t) = c.poll_transmit(now, buf) {
+                self.to_server.push_back((client_addr(i), buf[..t.len].to_vec()));
+            }
+            while c.poll_event().is_some() {}
+            if let Some(t) = c.poll_timeout() {
+                self.due.push(Reverse((t.max(now + Duration::from_millis(1)), i)));
+            }
+        }
+        let mut replies = Vec::new();
+        let mut connected = 0;
+        let (server, to_server) = (&mut self.server, &mut self.to_server);
+        server_work(busy, || {
+            while let Some((from, d)) = to_server.pop_front() {
+                server.handle_datagram(now, from, &d);
+                harness_work(|| drop(d));
+            }
+            if server.poll_timeout().is_some_and(|t| t <= now) {
+                server.handle_timeout(now);
+            }
+            while let Some(t) = server.poll_transmit(now, buf) {
+                // The harness's copy is not the server's memory.
+                harness_work(|| replies.push((t.destination, buf[..t.len].to_vec())));
+            }
+            while let Some(e) = server.poll_event() {
+                connected += usize::from(matches!(e, Event::Connected { .. }));
+            }
+        });
+        for (to, d) in replies {
+            if let Some(&i) = self.by_addr.get(&to) {
+                self.clients[i].handle_datagram(now, self.server_addr, &d);
+                self.due.push(Reverse((now + Duration::from_millis(1), i)));
+            }
+        }
+        connected
     }
 }
 
