@@ -179,6 +179,8 @@ impl Endpoint {
         let Some(key) = self.trust.get(&peer).map(|a| a.public_key.clone()) else {
             return self.drop_datagram(DropReason::UntrustedKey);
         };
+        // Whatever follows may change this peer's timers.
+        self.touch(peer);
         if m.signature.len() != key.signature_len() {
             return self.drop_datagram(DropReason::BadSignature);
         }

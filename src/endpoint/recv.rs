@@ -9,7 +9,7 @@ use crate::crypto::{NodeId, ReplayVerdict};
 use crate::event::{DisconnectReason, Event};
 use crate::session::SessionState;
 use crate::stats::DropReason;
-use crate::wire::{Frame, FrameIter, HandshakeFields, Header, PacketType, Syn, HEADER_LEN, TAG_LEN};
+use crate::wire::{Frame, FrameIter, Header, PacketType, HEADER_LEN, TAG_LEN};
 
 /// Frames that need the endpoint (not just the session) after a packet.
 pub(crate) enum Deferred {
@@ -31,13 +31,13 @@ impl Endpoint {
         }
         // The peer this datagram concerns has its deadline recomputed at
         // the next poll (a forged one costs one recomputation, no more).
+        // SYNs touch their peer in `handle_syn` (once decoded and trusted),
+        // sealed packets in `handle_sealed` (once the session is found).
         let concerned = match header.packet_type {
-            PacketType::Syn => <Syn as HandshakeFields>::decode(datagram)
-                .ok()
-                .map(|m| NodeId(m.msg.initiator)),
-            // Sealed packets touch their peer in `handle_sealed`.
-            PacketType::Data | PacketType::Close => None,
-            _ => self.by_session.get(&header.session_id).copied(),
+            PacketType::SynAck | PacketType::Ack | PacketType::Retry => {
+                self.by_session.get(&header.session_id).copied()
+            }
+            PacketType::Syn | PacketType::Data | PacketType::Close => None,
         };
         match header.packet_type {
             PacketType::Syn => self.handle_syn(now, from, datagram),

@@ -204,26 +204,26 @@ impl Endpoint {
         [settled, unsettled].into_iter().flatten().min()
     }
 
-    /// Peers due at `now`, earliest first, into `out`.
-    pub(crate) fn due_peers(&self, now: Instant, out: &mut Vec<(Instant, NodeId)>) {
+    /// Peers whose timers `handle_timeout` runs at `now`, into `out`:
+    /// settled ones with a timer due, earliest first (those due only to
+    /// send are `poll_transmit`'s, and stay untouched), then every
+    /// unsettled one (probes among them), whose deadlines may be stale.
+    pub(crate) fn timer_peers(&self, now: Instant, out: &mut Vec<NodeId>) {
         out.clear();
+        let timer_due = |id: &NodeId| {
+            self.peers
+                .get(id)
+                .is_some_and(|p| p.sched.timer_at.is_some_and(|t| t <= now))
+        };
         out.extend(
             self.schedule
                 .by_time
                 .iter()
                 .take_while(|(t, _)| *t <= now)
-                .copied(),
+                .map(|(_, id)| *id)
+                .filter(timer_due),
         );
-        let settled = out.len();
-        out.extend(
-            self.schedule
-                .unsettled
-                .iter()
-                .filter_map(|(id, t)| t.filter(|t| *t <= now).map(|t| (t, *id))),
-        );
-        if out.len() > settled {
-            out.sort_unstable();
-        }
+        out.extend(self.schedule.unsettled.keys().copied());
     }
 
     /// Peers that may have something to send at `now`: settled ones due,
@@ -245,11 +245,6 @@ impl Endpoint {
 
     pub(crate) fn polled_peer_count(&self) -> usize {
         self.schedule.unsettled.len()
-    }
-
-    /// Every unsettled peer (their timers run on every `handle_timeout`).
-    pub(crate) fn unsettled_peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.schedule.unsettled.keys().copied()
     }
 
     /// When peer `id` next needs the engine: `.0` for its timers

@@ -91,50 +91,24 @@ impl Endpoint {
         // Unsettled peers' timers all run below; only settled ones need
         // their deadlines current.
         self.refresh_schedule(false);
-        let mut due = std::mem::take(&mut self.due_scratch);
-        self.due_peers(now, &mut due);
         let mut ids = std::mem::take(&mut self.timer_scratch);
-        ids.clear();
-        // Peers due only to send are poll_transmit's; leaving them alone
-        // here keeps their deadlines (and the send path) untouched.
-        ids.extend(due.iter().map(|&(_, id)| id).filter(|id| {
-            self.peers
-                .get(id)
-                .is_some_and(|p| p.sched.timer_at.is_some_and(|t| t <= now))
-        }));
-        // Unsettled peers' timers (probes among them) always get a look.
-        ids.extend(self.unsettled_peers());
-        ids.sort_unstable();
-        ids.dedup();
+        self.timer_peers(now, &mut ids);
         for &id in &ids {
             self.peer_timers(now, id);
             self.peer_courier_timers(now, id);
             self.touch(id);
         }
-        self.due_scratch = due;
         self.timer_scratch = ids;
         if self.presign_at.is_some_and(|t| t <= now) {
             self.presign_handshakes(now);
         }
-        for k in 0..self.broadcast_slots.len() {
-            let i = self.broadcast_slots[k];
-            if let Some(slot) = self.couriers[i].as_mut() {
-                if slot.courier.next_timer().is_some_and(|t| t <= now) {
-                    slot.courier.on_timer(now);
-                }
-            }
-        }
+        run_courier_timers(&mut self.couriers, &self.broadcast_slots, now);
     }
 
     /// Runs the due timers of the couriers scoped to peer `id`.
     fn peer_courier_timers(&mut self, now: Instant, id: NodeId) {
-        let Some(p) = self.peers.get(&id) else { return };
-        for &i in &p.courier_slots {
-            if let Some(slot) = self.couriers.get_mut(i).and_then(Option::as_mut) {
-                if slot.courier.next_timer().is_some_and(|t| t <= now) {
-                    slot.courier.on_timer(now);
-                }
-            }
+        if let Some(p) = self.peers.get(&id) {
+            run_courier_timers(&mut self.couriers, &p.courier_slots, now);
         }
     }
 
@@ -251,6 +225,17 @@ impl Endpoint {
 
         if self.next_probe(&id).is_some_and(|t| t <= now) {
             self.start_attempt(now, id);
+        }
+    }
+}
+
+/// Calls `on_timer` on the couriers in `slots` whose timer is due.
+fn run_courier_timers(couriers: &mut [Option<super::CourierSlot>], slots: &[usize], now: Instant) {
+    for &i in slots {
+        if let Some(slot) = couriers.get_mut(i).and_then(Option::as_mut) {
+            if slot.courier.next_timer().is_some_and(|t| t <= now) {
+                slot.courier.on_timer(now);
+            }
         }
     }
 }
