@@ -5,7 +5,7 @@
 //! `cargo bench --bench engine`
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use octolink::crypto::derive_session_keys;
@@ -79,6 +79,7 @@ impl Courier for Busy {
         Mandate {
             priority: self.0,
             next_send: Some(self.1),
+            send_slack: Duration::ZERO,
             max_payload: 100,
             min_payload: 100,
             send_active: true,

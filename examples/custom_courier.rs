@@ -25,6 +25,7 @@ impl Courier for Joystick {
         Mandate {
             priority: 220,
             next_send: self.next_send,
+            send_slack: Duration::ZERO,
             max_payload: 4,
             min_payload: 4,
             send_active: self.next_send.is_some(),

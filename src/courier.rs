@@ -4,7 +4,7 @@
 //! fill each packet.
 
 use std::any::Any;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::crypto::NodeId;
 pub use crate::waker::CourierWaker;
@@ -23,6 +23,13 @@ pub struct Mandate {
     /// When the courier next wants a send opportunity; `None` means it has
     /// nothing to send. An instant in the past means overdue.
     pub next_send: Option<Instant>,
+    /// How late the data may go past `next_send` to share a packet with
+    /// other traffic (an acknowledgement, another courier's data). A
+    /// periodic send that nothing waits for (a digest, a heartbeat) sets it
+    /// and rides along instead of costing a datagram of its own; zero makes
+    /// the engine send at `next_send`. Either way the courier is offered
+    /// room in every packet from `next_send` on.
+    pub send_slack: Duration,
     /// The most bytes it will write per opportunity.
     pub max_payload: u16,
     /// The least room worth an opportunity. A courier that can use any
@@ -41,6 +48,7 @@ impl Mandate {
         Self {
             priority: 0,
             next_send: None,
+            send_slack: Duration::ZERO,
             max_payload: 0,
             min_payload: 0,
             send_active: false,
@@ -55,6 +63,12 @@ impl Mandate {
         } else {
             None
         }
+    }
+
+    /// The instant by which the engine sends a packet for this courier:
+    /// [`Self::due`] plus the slack.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.due().map(|d| d.checked_add(self.send_slack).unwrap_or(d))
     }
 }
 
@@ -155,8 +169,9 @@ impl<'a> PayloadWriter<'a> {
 ///
 /// impl Courier for Battery {
 ///     fn mandate(&self) -> Mandate {
-///         Mandate { priority: 50, next_send: Some(self.next), max_payload: 2,
-///                   min_payload: 0, send_active: true, receive_active: false }
+///         Mandate { priority: 50, next_send: Some(self.next), send_slack: Duration::ZERO,
+///                   max_payload: 2, min_payload: 0, send_active: true,
+///                   receive_active: false }
 ///     }
 ///     fn on_send_opportunity(&mut self, ctx: &CourierContext, out: &mut PayloadWriter<'_>) {
 ///         if out.write(&self.millivolts.to_be_bytes()).is_ok() {

@@ -32,6 +32,7 @@ impl Courier for Tagged {
         Mandate {
             priority: self.priority,
             next_send: if self.remaining > 0 { self.due } else { None },
+            send_slack: Duration::ZERO,
             max_payload: self.size as u16,
             min_payload: 0,
             send_active: true,

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use octolink::sim::{LinkConfig, Sim};
@@ -19,6 +19,10 @@ struct Shared {
     inbox: Arc<Mutex<Vec<Vec<u8>>>>,
     mandate_reads: Arc<AtomicUsize>,
     waker: Arc<Mutex<Option<CourierWaker>>>,
+    /// When the mail is due (default: the simulation's start), and how late
+    /// it may go.
+    due_at: Arc<Mutex<Option<Instant>>>,
+    slack: Arc<Mutex<Duration>>,
 }
 
 struct Mailbox {
@@ -33,9 +37,11 @@ impl Courier for Mailbox {
     fn mandate(&self) -> Mandate {
         self.shared.mandate_reads.fetch_add(1, Ordering::Relaxed);
         let due = self.shared.outbox.lock().unwrap().is_some();
+        let due_at = self.shared.due_at.lock().unwrap().unwrap_or(self.due_from);
         Mandate {
             priority: 100,
-            next_send: due.then_some(self.due_from),
+            next_send: due.then_some(due_at),
+            send_slack: *self.shared.slack.lock().unwrap(),
             max_payload: 64,
             min_payload: 0,
             send_active: true,
@@ -140,4 +146,56 @@ fn a_wake_rings_the_hook_that_wakes_the_drivers_loop() {
     sim.nodes[0].endpoint.poll_timeout();
     waker.wake();
     assert_eq!(rings.load(Ordering::Relaxed), 2);
+}
+
+#[test]
+fn mail_within_its_slack_waits_then_rides_with_a_packet_going_anyway() {
+    let (mut sim, a, b) = connected_pair(true);
+    let t = sim.now();
+    // Node 0's mail is due in 20 ms and may go up to 100 ms late.
+    *a.due_at.lock().unwrap() = Some(t + Duration::from_millis(20));
+    *a.slack.lock().unwrap() = Duration::from_millis(100);
+    *a.outbox.lock().unwrap() = Some(b"digest".to_vec());
+    a.waker.lock().unwrap().as_ref().expect("waker").wake();
+    sim.run_for(Duration::from_millis(40));
+    assert!(
+        b.inbox.lock().unwrap().is_empty(),
+        "past due, within its slack: not sent alone"
+    );
+
+    // Node 1 sends data; node 0's acknowledgement carries the mail.
+    let sent_before = sim.nodes[0].endpoint.stats().sent.packets;
+    *b.outbox.lock().unwrap() = Some(b"data".to_vec());
+    b.waker.lock().unwrap().as_ref().expect("waker").wake();
+    let delivered = sim.run_until_cond(Duration::from_millis(200), |_| {
+        !b.inbox.lock().unwrap().is_empty()
+    });
+    assert!(delivered);
+    assert!(sim.now() < t + Duration::from_millis(120), "before its deadline");
+    assert_eq!(
+        sim.nodes[0].endpoint.stats().sent.packets - sent_before,
+        1,
+        "one packet: the acknowledgement, carrying the mail"
+    );
+    assert_eq!(a.inbox.lock().unwrap().as_slice(), [b"data".to_vec()]);
+}
+
+#[test]
+fn mail_with_slack_goes_alone_at_its_deadline_when_nothing_else_does() {
+    let (mut sim, a, b) = connected_pair(true);
+    let t = sim.now();
+    *a.due_at.lock().unwrap() = Some(t + Duration::from_millis(20));
+    *a.slack.lock().unwrap() = Duration::from_millis(100);
+    *a.outbox.lock().unwrap() = Some(b"digest".to_vec());
+    a.waker.lock().unwrap().as_ref().expect("waker").wake();
+    let due = sim.nodes[0].endpoint.poll_timeout().expect("a deadline");
+    assert_eq!(
+        due,
+        t + Duration::from_millis(120),
+        "woken at due time plus slack"
+    );
+    let delivered = sim.run_until_cond(Duration::from_millis(300), |_| {
+        !b.inbox.lock().unwrap().is_empty()
+    });
+    assert!(delivered);
 }

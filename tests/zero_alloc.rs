@@ -52,6 +52,7 @@ impl Courier for Steady {
         Mandate {
             priority: 100,
             next_send: Some(Instant::now() - Duration::from_secs(1)),
+            send_slack: Duration::ZERO,
             max_payload: 64,
             min_payload: 64,
             send_active: true,

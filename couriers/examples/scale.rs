@@ -1,15 +1,15 @@
 //! Many sessions on one endpoint: a server and N clients in memory, each
-//! client publishing one AgentState parameter at 20 Hz to the server. Prints
+//! client publishing one AgentState parameter at 20 Hz to the server, which
+//! keeps one view per client (a fleet server tracking each robot's pose). Prints
 //! the server engine's CPU time per second of traffic, and the memory it
 //! holds per session (allocations made inside the server's calls).
 //!
-//! `cargo run --release -p octolink-couriers --example scale -- 100 200 400`
+//! `cargo run --release -p octolink-couriers --example scale -- 100 1000 5000 10000`
 //!
-//! Each client needs its own RSA-2048 identity (about 0.1 s to generate, then
-//! kept under target/scale-keys), so N stays in the hundreds here; the
-//! per-session figures would scale linearly
-//! except where the engine scans every session (`poll_transmit`,
-//! `poll_timeout`), which the CPU column shows.
+//! Each client needs its own RSA-2048 identity (about 0.1 s to generate on
+//! one core, then kept under target/scale-keys): a first run at 10,000
+//! spends about a quarter of an hour on keys. `SCALE_SECONDS` sets how long
+//! the steady phase is measured (default 2 s).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -85,6 +85,9 @@ struct Row {
     bytes_per_peer: f64,
     /// Peers the server re-examined on every poll (0 once all are settled).
     polled: usize,
+    /// Datagrams the server received and sent per session-second.
+    packets_in: f64,
+    packets_out: f64,
 }
 
 fn measure(identities: &[Identity]) -> Row {
@@ -105,7 +108,6 @@ fn measure(identities: &[Identity]) -> Row {
         )
         .expect("server config")
     });
-    let server_state = AgentState::new(server.node_id());
     let mut clients = Vec::with_capacity(n);
     let mut states = Vec::with_capacity(n);
     let mut by_addr = HashMap::new();
@@ -118,7 +120,11 @@ fn measure(identities: &[Identity]) -> Row {
                     Role::Remote,
                 ))
                 .expect("client key");
-            let courier = server_state.courier(id.id(), AgentStateConfig::default());
+            // The server's view of this client's state: it defines what the
+            // client publishes, so their digests agree once in sync.
+            let view = AgentState::new(server.node_id());
+            view.define(1, "pose", 200, &0u64).expect("define");
+            let courier = view.courier(id.id(), AgentStateConfig::default());
             server
                 .register_courier(CourierScope::Peer(id.id()), CourierId(1), Box::new(courier))
                 .expect("courier");
@@ -185,6 +191,7 @@ fn measure(identities: &[Identity]) -> Row {
         fleet.step(now, &mut busy);
         now += Duration::from_millis(1);
     }
+    let before = fleet.server.stats();
     let mut busy_steady = Duration::ZERO;
     let mut value = 0u64;
     let seconds: u64 = std::env::var("SCALE_SECONDS")
@@ -204,9 +211,12 @@ fn measure(identities: &[Identity]) -> Row {
     }
     let server = fleet.server;
     let live = SERVER_LIVE.load(Ordering::Relaxed);
-    let polled = server.stats().polled_peers;
+    let after = server.stats();
+    let per_session_second = |a: u64, b: u64| (a - b) as f64 / (n as u64 * seconds) as f64;
     Row {
-        polled,
+        polled: after.polled_peers,
+        packets_in: per_session_second(after.received.packets, before.received.packets),
+        packets_out: per_session_second(after.sent.packets, before.sent.packets),
         sessions: n,
         cpu_share: busy_steady.as_secs_f64() / seconds as f64,
         bytes_per_session: (live - registered) as f64 / n as f64,
@@ -329,18 +339,20 @@ fn main() {
         all.sort_by_key(|(i, _)| *i);
         all.into_iter().map(|(_, id)| id).collect()
     });
-    println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) | polled peers |");
-    println!("|---|---|---|---|---|");
+    println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) | polled peers | datagrams in / out per session-second |");
+    println!("|---|---|---|---|---|---|");
     for n in sizes {
         let r = measure(&identities[..n]);
         println!(
-            "| {} | {:.1} % of a core ({:.1} µs per session-second) | {:.1} KiB | {:.1} KiB | {} |",
+            "| {} | {:.1} % of a core ({:.1} µs per session-second) | {:.1} KiB | {:.1} KiB | {} | {:.1} / {:.1} |",
             r.sessions,
             r.cpu_share * 100.0,
             r.cpu_share * 1e6 / r.sessions as f64,
             r.bytes_per_session / 1024.0,
             r.bytes_per_peer / 1024.0,
-            r.polled
+            r.polled,
+            r.packets_in,
+            r.packets_out
         );
     }
 }

@@ -80,6 +80,7 @@ impl Courier for MessageCourier {
         Mandate {
             priority: self.priority,
             next_send: if wants { self.ready_since } else { None },
+            send_slack: Duration::ZERO,
             max_payload: (cfg.max_message + octolink::stream::MESSAGE_OVERHEAD).min(usize::from(u16::MAX))
                 as u16,
             min_payload: self.tx.next_payload_len().min(usize::from(u16::MAX)) as u16,

@@ -6,7 +6,7 @@
 //! trip to the loop thread per message.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use octolink::driver::Notifier;
@@ -127,6 +127,7 @@ impl Courier for PipeCourier {
         Mandate {
             priority: self.priority,
             next_send: wants.then_some(self.ready_since),
+            send_slack: Duration::ZERO,
             max_payload: (cfg.max_message + octolink::stream::MESSAGE_OVERHEAD) as u16,
             min_payload: 1,
             send_active: true,

@@ -297,7 +297,7 @@ impl Endpoint {
                 if s.window_open() {
                     let mut data: Option<Instant> = None;
                     for &i in &p.courier_slots {
-                        data = earliest(data, self.courier_due(i));
+                        data = earliest(data, self.courier_deadline(i));
                     }
                     if super::timers::any_pending_broadcast(self, s) {
                         data = Some(self.epoch);

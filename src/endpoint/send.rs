@@ -156,11 +156,15 @@ impl Endpoint {
         if self.keepalive_at(s) <= now {
             return true;
         }
+        // A courier past its due time but within its slack rides in the
+        // next packet that goes anyway; it only makes one at its deadline.
+        // (A deadline passed implies a candidate for `build_packet`.)
         self.courier_data_may_go(now, s)
-            && self
-                .due_candidates(now, p.courier_slots.iter().copied(), s)
-                .next()
-                .is_some()
+            && (p
+                .courier_slots
+                .iter()
+                .any(|&i| self.courier_deadline(i).is_some_and(|t| t <= now))
+                || super::timers::any_pending_broadcast(self, s))
     }
 
     /// Whether pacing and the congestion window let courier data go now.

@@ -26,7 +26,7 @@ impl Endpoint {
         consider(self.presign_at);
         if !self.broadcast_slots.is_empty() && self.peers.values().any(|p| p.active_session().is_some()) {
             for &i in &self.broadcast_slots {
-                consider(self.courier_due(i));
+                consider(self.courier_deadline(i));
             }
         }
         for &i in &self.broadcast_slots {
@@ -35,10 +35,13 @@ impl Endpoint {
         next
     }
 
-    pub(crate) fn courier_due(&self, slot: usize) -> Option<Instant> {
+    /// When the engine must send for courier `slot`: its deadline (due time
+    /// plus slack), after any backoff and its rate cap. It is offered room in
+    /// packets that go earlier, from its due time on.
+    pub(crate) fn courier_deadline(&self, slot: usize) -> Option<Instant> {
         let s = self.couriers.get(slot)?.as_ref()?;
         let m = s.courier.mandate();
-        let mut due = m.due()?;
+        let mut due = m.deadline()?;
         if let Some(b) = s.backoff_until {
             due = due.max(b);
         }

@@ -80,6 +80,7 @@ impl Courier for Probe {
         Mandate {
             priority: self.priority,
             next_send: if self.outbox.is_empty() { None } else { self.due },
+            send_slack: Duration::ZERO,
             max_payload: self.size as u16,
             min_payload: 0,
             send_active: true,

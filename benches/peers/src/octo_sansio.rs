@@ -55,6 +55,14 @@ impl Node {
         while let Ok((n, from)) = self.sock.recv_from(&mut self.buf[..]) {
             self.ep.handle_datagram(Instant::now(), from, &self.buf[..n]);
         }
+        self.flush();
+        while self.ep.poll_event().is_some() {}
+    }
+
+    /// Due timers, then everything out: what the application calls right
+    /// after it writes, as kcp's `flush`, so a reply does not wait for the
+    /// next turn's (empty) receive.
+    pub fn flush(&mut self) {
         let now = Instant::now();
         if self.ep.poll_timeout().is_some_and(|t| t <= now) {
             self.ep.handle_timeout(now);
@@ -62,7 +70,6 @@ impl Node {
         while let Some(t) = self.ep.poll_transmit(now, &mut self.buf[..]) {
             let _ = self.sock.send_to(&self.buf[..t.len], t.destination);
         }
-        while self.ep.poll_event().is_some() {}
     }
 }
 
@@ -112,6 +119,7 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
                 echoed += 1;
             }
             while c.poll_event().is_some() {}
+            server.flush();
         }
         // Let the last echo (and its acknowledgements) go out.
         let linger = Instant::now() + Duration::from_millis(100);
@@ -128,6 +136,7 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let send = |n: &mut Node| {
         let c = n.ep.courier_mut::<MessageCourier>(hc).unwrap();
         c.send(Instant::now(), msg.clone(), None).unwrap();
+        n.flush();
     };
     let poll = |n: &mut Node| {
         n.turn();
@@ -138,6 +147,11 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let Some(samples) = spin_round_trips(w, &mut client, send, poll) else {
         return (None, None);
     };
+    eprintln!(
+        "client sent {:?} received {:?}",
+        client.ep.stats().sent,
+        client.ep.stats().received
+    );
     let _ = echo.join();
     let handshake = first_rx.try_recv().ok().map(|at| at - t);
     (Percentiles::of(samples), handshake)

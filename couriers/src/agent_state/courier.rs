@@ -22,7 +22,8 @@ use super::wire::{self, Record};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AgentStateConfig {
     pub priority: u8,
-    /// The idle stream's period: a digest at least this often.
+    /// The idle stream's period: a digest this often, or up to half a period
+    /// later when that lets it share a packet with other traffic.
     pub idle_interval: Duration,
     /// Refresh period of a small (≤ 32 bytes), top-importance parameter;
     /// larger or less important ones are refreshed proportionally less.
@@ -135,21 +136,32 @@ impl AgentStateCourier {
 impl Courier for AgentStateCourier {
     fn mandate(&self) -> Mandate {
         let s = self.state.lock();
-        let mut next: Option<Instant> = None;
-        let mut consider = |t: Option<Instant>| next = [next, t].into_iter().flatten().min();
+        let earliest = |a: Option<Instant>, b: Option<Instant>| [a, b].into_iter().flatten().min();
+        let mut params: Option<Instant> = None;
+        let mut digest: Option<Instant> = None;
         if self.in_session {
             for (&id, p) in &s.params {
                 if self.stale(id, p) {
-                    consider(p.changed_at);
+                    params = earliest(params, p.changed_at);
                 } else if p.version > 0 && !self.sending.contains_key(&id) {
-                    consider(self.last_sent.get(&id).map(|&t| t + self.cfg.refresh(p)));
+                    params = earliest(params, self.last_sent.get(&id).map(|&t| t + self.cfg.refresh(p)));
                 }
             }
-            consider(self.next_digest);
+            digest = self.next_digest;
         }
+        // The idle stream's digest is a check nothing waits for: it may go
+        // up to half a period late to ride with an acknowledgement or other
+        // data. A parameter due, or a full-state request, is not delayed.
+        let send_slack = match (digest, params) {
+            (Some(_), _) if self.request_full => Duration::ZERO,
+            (Some(_), None) => self.cfg.idle_interval / 2,
+            (Some(d), Some(p)) if d < p => (p - d).min(self.cfg.idle_interval / 2),
+            _ => Duration::ZERO,
+        };
         Mandate {
             priority: self.cfg.priority,
-            next_send: next,
+            next_send: earliest(params, digest),
+            send_slack,
             max_payload: 1200,
             min_payload: (wire::UPDATE_OVERHEAD + 8) as u16,
             send_active: self.in_session,

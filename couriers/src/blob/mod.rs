@@ -22,7 +22,7 @@ mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use octolink::stream::{Delivery, RecvStream, SendStream, StreamConfig};
 use octolink::wire::Writer;
@@ -541,6 +541,7 @@ impl Courier for BlobCourier {
         Mandate {
             priority: self.cfg.priority,
             next_send: if wants { self.ready_since } else { None },
+            send_slack: Duration::ZERO,
             // Chunks fill whatever room a packet has.
             max_payload: octolink::wire::MAX_DATAGRAM as u16,
             min_payload: if control {
