@@ -147,11 +147,6 @@ fn rtt(size: usize, w: &Work) -> (Option<Percentiles>, Option<Duration>) {
     let Some(samples) = spin_round_trips(w, &mut client, send, poll) else {
         return (None, None);
     };
-    eprintln!(
-        "client sent {:?} received {:?}",
-        client.ep.stats().sent,
-        client.ep.stats().received
-    );
     let _ = echo.join();
     let handshake = first_rx.try_recv().ok().map(|at| at - t);
     (Percentiles::of(samples), handshake)
