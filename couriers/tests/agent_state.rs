@@ -230,3 +230,56 @@ fn a_local_write_wakes_the_engine_and_goes_out_at_once() {
     });
     assert!(arrived, "the control has it one link delay later");
 }
+
+/// The agent defines a parameter the control does not know (their versions
+/// differ): the digests can never match. Resyncs back off instead of both
+/// sides sending everything every idle interval, and the parameters both
+/// define still sync at once.
+#[test]
+fn skewed_definitions_back_off_resyncs_and_shared_parameters_still_sync() {
+    const EXTRA: u16 = 9;
+    let mut sim = Sim::with_fixture_nodes(11, &["a", "b"], LinkConfig::default(), EndpointConfig::default());
+    let (id0, id1) = (sim.id(0), sim.id(1));
+    let (agent, control) = (AgentState::new(id0), AgentState::new(id1));
+    define(&agent);
+    define(&control);
+    agent.define(EXTRA, "added in a later version", 10, &1u8).unwrap();
+    let handle = sim.nodes[0]
+        .endpoint
+        .register_courier(
+            CourierScope::Peer(id1),
+            ID,
+            Box::new(agent.courier(id1, AgentStateConfig::default())),
+        )
+        .unwrap();
+    sim.nodes[1]
+        .endpoint
+        .register_courier(
+            CourierScope::Peer(id0),
+            ID,
+            Box::new(control.courier(id0, AgentStateConfig::default())),
+        )
+        .unwrap();
+    sim.connect(1, 0, Duration::from_secs(30)).expect("connects");
+    let now = sim.now();
+    agent.set(now, EXTRA, &2u8).unwrap();
+    sim.run_for(Duration::from_secs(10));
+    let c = sim.nodes[0]
+        .endpoint
+        .courier_mut::<AgentStateCourier>(handle)
+        .unwrap();
+    assert!(
+        c.digests_mismatched >= 20,
+        "the skew persists: {}",
+        c.digests_mismatched
+    );
+    // Without the backoff, one per mismatch (about 100 in 10 s).
+    assert!(c.full_resyncs <= 10, "resyncs backed off: {}", c.full_resyncs);
+
+    let now = sim.now();
+    agent.set(now, SPEED, &4.5f32).unwrap();
+    let synced = sim.run_until_cond(Duration::from_millis(100), |_| {
+        control.get::<f32>(now, SPEED).is_ok_and(|v| v.value == 4.5)
+    });
+    assert!(synced, "a parameter both define goes at once");
+}

@@ -66,8 +66,13 @@ pub struct AgentStateCourier {
     last_sent: BTreeMap<u16, Instant>,
     next_digest: Option<Instant>,
     request_full: bool,
+    /// Mismatches in a row, and when the next may trigger a resync.
+    mismatch_streak: u32,
+    resync_after: Option<Instant>,
     pub digests_matched: u64,
     pub digests_mismatched: u64,
+    /// Full resyncs started (both sides resend everything).
+    pub full_resyncs: u64,
     pub malformed: u64,
     /// Its number among the state's wakers, once registered.
     waker: Option<u64>,
@@ -76,6 +81,10 @@ pub struct AgentStateCourier {
     order: Vec<(bool, u8, usize, u16)>,
     spare_lists: Vec<Vec<(u16, Stamp)>>,
 }
+
+/// A persistent mismatch resyncs after 1, 2, 4, ... idle intervals, up to
+/// 2^8 (25.6 s at the default 100 ms).
+const MAX_BACKOFF_SHIFT: u32 = 8;
 
 /// Emptied in-flight lists kept for reuse, at most.
 const SPARE_LISTS: usize = 64;
@@ -93,8 +102,11 @@ impl AgentStateCourier {
             last_sent: BTreeMap::new(),
             next_digest: None,
             request_full: false,
+            mismatch_streak: 0,
+            resync_after: None,
             digests_matched: 0,
             digests_mismatched: 0,
+            full_resyncs: 0,
             malformed: 0,
             waker: None,
             order: Vec::new(),
@@ -260,6 +272,8 @@ impl Courier for AgentStateCourier {
                     }
                     if digest == s.digest() {
                         self.digests_matched += 1;
+                        self.mismatch_streak = 0;
+                        self.resync_after = None;
                         let peer = self.peer;
                         for (&id, p) in s.params.iter_mut() {
                             p.confirmed_by.insert(peer);
@@ -268,10 +282,20 @@ impl Courier for AgentStateCourier {
                         }
                     } else if self.sending.is_empty() {
                         // Views differ with nothing of ours in flight: both
-                        // sides send everything.
+                        // sides send everything. A mismatch that outlives
+                        // resyncs (the sides define different parameters:
+                        // versions skewed) backs off, or both would send
+                        // their whole state every idle interval for ever.
                         self.digests_mismatched += 1;
-                        self.reset_peer_view();
-                        self.request_full = true;
+                        if self.resync_after.is_none_or(|t| ctx.now >= t) {
+                            self.reset_peer_view();
+                            self.request_full = true;
+                            self.full_resyncs += 1;
+                            let backoff = self.cfg.idle_interval
+                                * (1u32 << self.mismatch_streak.min(MAX_BACKOFF_SHIFT));
+                            self.resync_after = Some(ctx.now + backoff);
+                            self.mismatch_streak += 1;
+                        }
                     }
                 }
             }
@@ -314,6 +338,9 @@ impl Courier for AgentStateCourier {
     fn on_session_start(&mut self, ctx: &CourierContext) {
         self.in_session = true;
         self.reset_peer_view();
+        // A new session (a restart, perhaps a new version) starts afresh.
+        self.mismatch_streak = 0;
+        self.resync_after = None;
         self.next_digest = Some(ctx.now);
         self.state.lock().peers.insert(self.peer);
     }
