@@ -29,7 +29,7 @@ fn codec(c: &mut Criterion) {
     for i in 0..4 {
         wire::write_courier(&mut w, i, 100, |b| {
             b[..100].fill(7);
-            100
+            (100, true)
         })
         .unwrap();
     }

@@ -100,6 +100,7 @@ pub struct PayloadWriter<'a> {
     buf: &'a mut [u8],
     len: usize,
     token: u64,
+    acknowledged: bool,
 }
 
 /// The payload writer is full.
@@ -111,7 +112,26 @@ impl<'a> PayloadWriter<'a> {
     /// A writer over `buf`. The engine makes these; tests of a courier can
     /// too, to drive it without an engine.
     pub fn new(buf: &'a mut [u8], token: u64) -> Self {
-        Self { buf, len: 0, token }
+        Self {
+            buf,
+            len: 0,
+            token,
+            acknowledged: true,
+        }
+    }
+
+    /// Marks what is written as needing no acknowledgement: a periodic
+    /// check or status the next one supersedes. The peer does not
+    /// acknowledge a packet for its sake (no datagram back), and the frame
+    /// gets no fate: neither `on_delivered` nor `on_lost` is called for
+    /// this token.
+    pub fn set_unacknowledged(&mut self) {
+        self.acknowledged = false;
+    }
+
+    /// Whether the frame asks to be acknowledged (the default).
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged
     }
 
     /// Names the frame being written. The engine later reports its fate to

@@ -23,6 +23,10 @@ struct Shared {
     /// it may go.
     due_at: Arc<Mutex<Option<Instant>>>,
     slack: Arc<Mutex<Duration>>,
+    /// Mail written with `set_unacknowledged`.
+    unacknowledged: Arc<std::sync::atomic::AtomicBool>,
+    /// Fates reported.
+    fates: Arc<AtomicUsize>,
 }
 
 struct Mailbox {
@@ -51,7 +55,16 @@ impl Courier for Mailbox {
     fn on_send_opportunity(&mut self, _: &CourierContext, out: &mut PayloadWriter<'_>) {
         if let Some(bytes) = self.shared.outbox.lock().unwrap().take() {
             let _ = out.write(&bytes);
+            if self.shared.unacknowledged.load(Ordering::Relaxed) {
+                out.set_unacknowledged();
+            }
         }
+    }
+    fn on_delivered(&mut self, _: &CourierContext, _: u64) {
+        self.shared.fates.fetch_add(1, Ordering::Relaxed);
+    }
+    fn on_lost(&mut self, _: &CourierContext, _: u64) {
+        self.shared.fates.fetch_add(1, Ordering::Relaxed);
     }
     fn on_receive(&mut self, _: &CourierContext, payload: &[u8]) {
         self.shared.inbox.lock().unwrap().push(payload.to_vec());
@@ -198,4 +211,26 @@ fn mail_with_slack_goes_alone_at_its_deadline_when_nothing_else_does() {
         !b.inbox.lock().unwrap().is_empty()
     });
     assert!(delivered);
+}
+
+/// Sends one mail from node 0 and returns (datagrams node 1 sent in the
+/// next 100 ms, fates node 0's courier heard).
+fn one_mail(unacknowledged: bool) -> (u64, usize) {
+    let (mut sim, a, b) = connected_pair(true);
+    a.unacknowledged.store(unacknowledged, Ordering::Relaxed);
+    let before = sim.nodes[1].endpoint.stats().sent.packets;
+    *a.outbox.lock().unwrap() = Some(b"status".to_vec());
+    a.waker.lock().unwrap().as_ref().expect("waker").wake();
+    sim.run_for(Duration::from_millis(100));
+    assert_eq!(b.inbox.lock().unwrap().as_slice(), [b"status".to_vec()]);
+    (
+        sim.nodes[1].endpoint.stats().sent.packets - before,
+        a.fates.load(Ordering::Relaxed),
+    )
+}
+
+#[test]
+fn an_unacknowledged_payload_arrives_and_costs_no_datagram_back() {
+    assert_eq!(one_mail(false), (1, 1), "acknowledged: an ack back, and a fate");
+    assert_eq!(one_mail(true), (0, 0), "unacknowledged: nothing back, no fate");
 }

@@ -180,7 +180,7 @@ impl Endpoint {
                     code: c.code,
                     reason: String::from_utf8_lossy(c.reason).into_owned(),
                 }),
-                Frame::Courier { id, payload } => {
+                Frame::Courier { id, payload, .. } => {
                     let start = payload.as_ptr() as usize - body.as_ptr() as usize;
                     deferred.push(Deferred::Courier {
                         id,

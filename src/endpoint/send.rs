@@ -304,6 +304,7 @@ impl Endpoint {
             };
             let wire_id = slot.id.0;
             let mut token = slot.broadcast.token;
+            let mut frame_eliciting = true;
             let written = match slot.scope {
                 CourierScope::Peer(_) => {
                     let ctx = CourierContext {
@@ -317,7 +318,8 @@ impl Endpoint {
                     wire::write_courier(&mut w, wire_id, c.max_payload, |out| {
                         let mut pw = PayloadWriter::new(out, token);
                         courier.on_send_opportunity(&ctx, &mut pw);
-                        pw.len()
+                        frame_eliciting = pw.is_acknowledged();
+                        (pw.len(), frame_eliciting)
                     })
                     .unwrap_or(0)
                 }
@@ -325,7 +327,7 @@ impl Endpoint {
                     let bytes = &slot.broadcast.bytes;
                     let n = wire::write_courier(&mut w, wire_id, bytes.len(), |out| {
                         out[..bytes.len()].copy_from_slice(bytes);
-                        bytes.len()
+                        (bytes.len(), true)
                     })
                     .unwrap_or(0);
                     if n > 0 {
@@ -349,17 +351,20 @@ impl Endpoint {
                     slot.last_served = Some(now);
                 }
                 wrote_courier = true;
-                eliciting = true;
+                eliciting |= frame_eliciting;
                 s.courier_frames_sent += 1;
                 slot.stats.frames_sent += 1;
                 slot.stats.bytes_sent += written as u64;
                 if let Some(cap) = slot.rate_cap.as_mut() {
                     cap.on_sent(now, written);
                 }
-                frames.push(FrameRecord {
-                    slot: c.slot as u32,
-                    token,
-                });
+                // An unacknowledged frame has no fate to report.
+                if frame_eliciting {
+                    frames.push(FrameRecord {
+                        slot: c.slot as u32,
+                        token,
+                    });
+                }
             }
         }
         self.candidates = candidates;

@@ -17,6 +17,8 @@ pub enum FrameType {
     Ack = 0x03,
     Close = 0x04,
     Courier = 0x10,
+    /// A courier payload that needs no acknowledgement.
+    CourierUnacked = 0x11,
 }
 
 const EXTENSION_FIRST: u8 = 0x40;
@@ -37,6 +39,9 @@ pub enum Frame<'a> {
     Courier {
         id: u16,
         payload: &'a [u8],
+        /// Whether it obliges the receiver to acknowledge (type 0x10) or
+        /// not (0x11).
+        eliciting: bool,
     },
     /// An extension frame this version does not know; skipped.
     Unknown {
@@ -47,10 +52,11 @@ pub enum Frame<'a> {
 
 impl Frame<'_> {
     /// Whether receiving this frame obliges the receiver to acknowledge the
-    /// packet promptly. Only pings and courier data do: acks, pongs, padding
-    /// and close frames never cause a packet of their own.
+    /// packet promptly. Only pings and courier data do (unless the courier
+    /// said its payload needs no acknowledgement): acks, pongs, padding and
+    /// close frames never cause a packet of their own.
     pub fn is_ack_eliciting(&self) -> bool {
-        matches!(self, Frame::Ping(_) | Frame::Courier { .. })
+        matches!(self, Frame::Ping(_) | Frame::Courier { eliciting: true, .. })
     }
 }
 
@@ -220,12 +226,13 @@ impl<'a> FrameIter<'a> {
                     reason: r.take(len)?,
                 })
             }
-            0x10 => {
+            0x10 | 0x11 => {
                 let id = r.u16()?;
                 let len = usize::from(r.u16()?);
                 Frame::Courier {
                     id,
                     payload: r.take(len)?,
+                    eliciting: frame_type == 0x10,
                 }
             }
             EXTENSION_FIRST..=EXTENSION_LAST => {
@@ -343,11 +350,13 @@ pub fn write_ack(
 /// Writes a courier frame header and lets `fill` write the payload into at
 /// most `max_payload` bytes. Returns the payload length; a zero-length
 /// payload writes nothing at all.
+/// Writes a courier frame whose payload `fill` writes, returning its length
+/// and whether the peer must acknowledge it (the frame's type follows).
 pub fn write_courier(
     w: &mut Writer<'_>,
     id: u16,
     max_payload: usize,
-    fill: impl FnOnce(&mut [u8]) -> usize,
+    fill: impl FnOnce(&mut [u8]) -> (usize, bool),
 ) -> Result<usize, NoRoom> {
     let cap = max_payload
         .min(w.remaining().saturating_sub(COURIER_FRAME_OVERHEAD))
@@ -357,8 +366,13 @@ pub fn write_courier(
     }
     let start = w.len();
     let region = w.reserve(COURIER_FRAME_OVERHEAD + cap)?;
-    let n = fill(&mut region[COURIER_FRAME_OVERHEAD..]).min(cap);
-    region[0] = FrameType::Courier as u8;
+    let (n, eliciting) = fill(&mut region[COURIER_FRAME_OVERHEAD..]);
+    let n = n.min(cap);
+    region[0] = if eliciting {
+        FrameType::Courier
+    } else {
+        FrameType::CourierUnacked
+    } as u8;
     region[1..3].copy_from_slice(&id.to_be_bytes());
     region[3..5].copy_from_slice(&(n as u16).to_be_bytes());
     w.truncate(if n == 0 {
@@ -395,7 +409,7 @@ mod tests {
         write_close(&mut w, 3, b"bye").unwrap();
         write_courier(&mut w, 9, 100, |b| {
             b[..4].copy_from_slice(b"abcd");
-            4
+            (4, true)
         })
         .unwrap();
         write_ack(&mut w, 250, [(90, 100), (50, 80), (10, 10)].into_iter(), 8).unwrap();
@@ -409,7 +423,8 @@ mod tests {
             frames[3],
             Frame::Courier {
                 id: 9,
-                payload: b"abcd"
+                payload: b"abcd",
+                eliciting: true
             }
         );
         let Frame::Ack(ack) = &frames[4] else {
@@ -420,6 +435,29 @@ mod tests {
         let ranges: Vec<_> = ack.ranges.clone().into_iter().collect();
         assert_eq!(ranges, vec![(90, 100), (50, 80), (10, 10)]);
         assert_eq!(frames[5], Frame::Padding(5));
+    }
+
+    #[test]
+    fn an_unacknowledged_courier_frame_is_type_0x11_and_elicits_nothing() {
+        let mut buf = [0u8; 32];
+        let mut w = Writer::new(&mut buf);
+        write_courier(&mut w, 9, 100, |b| {
+            b[..2].copy_from_slice(b"ok");
+            (2, false)
+        })
+        .unwrap();
+        let n = w.len();
+        assert_eq!(buf[0], 0x11);
+        let frames = parse_all(&buf[..n]);
+        assert_eq!(
+            frames[0],
+            Frame::Courier {
+                id: 9,
+                payload: b"ok",
+                eliciting: false
+            }
+        );
+        assert!(!frames[0].is_ack_eliciting());
     }
 
     #[test]
@@ -470,7 +508,7 @@ mod tests {
     fn courier_frame_with_no_payload_writes_nothing() {
         let mut buf = [0u8; 32];
         let mut w = Writer::new(&mut buf);
-        assert_eq!(write_courier(&mut w, 1, 10, |_| 0).unwrap(), 0);
+        assert_eq!(write_courier(&mut w, 1, 10, |_| (0, true)).unwrap(), 0);
         assert!(w.is_empty());
     }
 

@@ -238,6 +238,12 @@ impl Courier for AgentStateCourier {
         self.order = order;
         let _ = out.advance(n);
         if carried.is_empty() {
+            // A digest alone: the next one supersedes it, and its fate
+            // changes nothing, so the peer need not acknowledge it (a
+            // datagram back, per digest, per session).
+            if n > 0 {
+                out.set_unacknowledged();
+            }
             self.recycle(carried);
         } else {
             self.in_flight.insert(token, carried);
