@@ -142,7 +142,15 @@ impl EventLoop {
         self.save_trust_if_due()?;
         // Readiness is edge-triggered: a socket left undrained raises no
         // new event, so come straight back for the rest.
-        let timeout = if !drained || self.busy_poll || Instant::now() < self.spin_until {
+        let spinning = self.busy_poll || Instant::now() < self.spin_until;
+        if drained && spinning {
+            // Let a thread this loop just woke (the application's, with
+            // a message) run now rather than at the end of our time slice:
+            // with no core to spare that wait is milliseconds. With a core
+            // to spare it returns at once.
+            std::thread::yield_now();
+        }
+        let timeout = if !drained || spinning {
             Some(Duration::ZERO)
         } else {
             self.endpoint.poll_timeout().map(|t| {
