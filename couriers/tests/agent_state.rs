@@ -244,19 +244,10 @@ fn skewed_definitions_back_off_resyncs_and_shared_parameters_still_sync() {
     define(&agent);
     define(&control);
     agent.define(EXTRA, "added in a later version", 10, &1u8).unwrap();
-    let handle = sim.nodes[0]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(id1),
+    let (handle, _) = sim
+        .register_each_way(
             ID,
             Box::new(agent.courier(id1, AgentStateConfig::default())),
-        )
-        .unwrap();
-    sim.nodes[1]
-        .endpoint
-        .register_courier(
-            CourierScope::Peer(id0),
-            ID,
             Box::new(control.courier(id0, AgentStateConfig::default())),
         )
         .unwrap();
