@@ -37,7 +37,8 @@ pub struct ChannelConfig {
     pub trust: TrustStore,
     pub endpoint: EndpointConfig,
     /// Spin instead of sleeping between events: the lowest latency, at the
-    /// cost of a busy core.
+    /// cost of a busy core. The loop yields its core after each idle turn,
+    /// so the application threads it wakes are not kept waiting for it.
     pub busy_poll: bool,
     /// After any traffic, keep polling without sleeping this long: replies
     /// usually come within it, and waking a sleeping thread costs tens of
