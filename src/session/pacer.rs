@@ -38,10 +38,7 @@ impl Pacer {
         if tokens >= len {
             now
         } else {
-            // Whole nanoseconds, rounded up: `from_secs_f64`'s exact
-            // conversion cost more than the rest of this call.
-            let wait_ns = ((len - tokens) * 1e9 / self.rate as f64).ceil();
-            now + Duration::from_nanos(wait_ns as u64)
+            now + Duration::from_secs_f64((len - tokens) / self.rate as f64)
         }
     }
 
