@@ -274,3 +274,21 @@ fn skewed_definitions_back_off_resyncs_and_shared_parameters_still_sync() {
     });
     assert!(synced, "a parameter both define goes at once");
 }
+
+/// Idle peers exchange only unacknowledged digests; a keepalive PING still
+/// goes every ten keepalive intervals, so the RTT estimate stays fresh and
+/// each side hears that its own direction works.
+#[test]
+fn idle_digests_alone_still_let_the_rtt_be_measured() {
+    let (mut sim, _states) = fleet(6, 1, LinkConfig::default());
+    sim.run_for(Duration::from_secs(1));
+    let samples = |sim: &Sim| sim.nodes[0].endpoint.stats().sessions[0].rtt.samples;
+    let before = samples(&sim);
+    sim.run_for(Duration::from_secs(30));
+    assert!(
+        samples(&sim) >= before + 2,
+        "RTT samples while idle: {} -> {}",
+        before,
+        samples(&sim)
+    );
+}

@@ -16,6 +16,9 @@ use crate::wire::{
 
 /// Most ack ranges written per packet.
 const MAX_ACK_RANGES: usize = 16;
+/// Keepalive intervals without an ack-eliciting packet before a PING goes
+/// anyway.
+const ELICIT_EVERY: u32 = 10;
 /// How long a courier that was due but wrote nothing is left alone.
 const EMPTY_WRITE_BACKOFF: Duration = Duration::from_millis(1);
 /// The token of a keepalive ping (application pings count up from 1).
@@ -172,8 +175,15 @@ impl Endpoint {
         s.window_open() && s.pacer.ready_at(now, s.max_datagram) <= now
     }
 
+    /// When a keepalive PING goes: after a quiet keepalive interval, and
+    /// at least every [`ELICIT_EVERY`] intervals without an ack-eliciting
+    /// packet, since unacknowledged traffic (acks, idle digests) keeps the
+    /// path warm but brings no RTT samples and no news of our direction.
     pub(crate) fn keepalive_at(&self, s: &Session) -> Instant {
-        s.last_send.max(s.last_recv) + self.cfg.keepalive_interval
+        let quiet = s.last_send.max(s.last_recv) + self.cfg.keepalive_interval;
+        let unelicited = s.recovery.last_eliciting_sent().unwrap_or(s.created)
+            + self.cfg.keepalive_interval * ELICIT_EVERY;
+        quiet.min(unelicited)
     }
 
     /// Couriers due now for session `s`: its own, and broadcast payloads it

@@ -287,6 +287,11 @@ impl Recovery {
         Some(self.last_eliciting_sent? + self.pto(rtt, max_ack_delay))
     }
 
+    /// When an ack-eliciting packet last went, if ever.
+    pub fn last_eliciting_sent(&self) -> Option<Instant> {
+        self.last_eliciting_sent
+    }
+
     /// Runs the recovery timer. Returns true if a probe must be sent.
     pub fn on_timeout(
         &mut self,
