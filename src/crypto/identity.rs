@@ -55,6 +55,12 @@ impl Ord for NodeId {
     }
 }
 
+impl PartialOrd for NodeId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A hasher for keys that are random already: node ids (SHA-256 outputs of
 /// keys the endpoint chose to trust) and the session ids it drew itself.
 /// It takes the first eight bytes and spreads them with one multiply
@@ -73,12 +79,6 @@ impl std::hash::Hasher for RandomKeyHasher {
         let n = bytes.len().min(8);
         w[..n].copy_from_slice(&bytes[..n]);
         self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(w);
-    }
-}
-
-impl PartialOrd for NodeId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
     }
 }
 

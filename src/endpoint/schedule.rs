@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::peer::Peer;
+use super::send::earliest;
 use super::Endpoint;
 use crate::courier::CourierScope;
 use crate::crypto::NodeId;
@@ -251,7 +252,6 @@ impl Endpoint {
     /// (`handle_timeout`), `.1` to send (`poll_transmit`, after the pacer and
     /// the window).
     fn peer_deadline(&self, id: &NodeId, p: &Peer) -> (Option<Instant>, Option<Instant>) {
-        let earliest = |a: Option<Instant>, b: Option<Instant>| [a, b].into_iter().flatten().min();
         let mut timer: Option<Instant> = None;
         if let Some(o) = &p.outgoing {
             timer = earliest(
@@ -273,10 +273,6 @@ impl Endpoint {
             timer = earliest(timer, t);
         }
         let Some(s) = &p.session else { return (timer, None) };
-        let mut send: Option<Instant> = None;
-        if s.close_due.is_some() {
-            send = Some(self.epoch);
-        }
         match s.state {
             SessionState::Disconnected { since } => {
                 timer = earliest(timer, Some(since + self.cfg.session_expiry));
@@ -285,31 +281,11 @@ impl Endpoint {
                 timer = earliest(timer, Some(s.last_recv + self.cfg.idle_timeout));
                 timer = earliest(timer, s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
                 timer = earliest(timer, s.confirm_probe.map(|(t, _)| t));
-                // Control traffic goes at once (neither paced nor
-                // window-limited), keepalives when due.
-                send = earliest(send, Some(self.keepalive_at(s)));
-                send = earliest(send, s.acks.deadline(self.cfg.max_ack_delay));
-                if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
-                    send = Some(self.epoch);
-                }
-                // Courier data waits for the pacer; with the window closed,
-                // an ack or the probe timeout wakes us instead.
-                if s.window_open() {
-                    let mut data: Option<Instant> = None;
-                    for &i in &p.courier_slots {
-                        data = earliest(data, self.courier_deadline(i));
-                    }
-                    if super::timers::any_pending_broadcast(self, s) {
-                        data = Some(self.epoch);
-                    }
-                    let paced = s.pacer.ready_at(s.last_send, s.max_datagram);
-                    send = earliest(send, data.map(|t| t.max(paced)));
-                }
             }
             SessionState::Active => {
                 timer = earliest(timer, s.confirm_probe.map(|(t, _)| t));
             }
         }
-        (timer, send)
+        (timer, self.session_send_at(p))
     }
 }

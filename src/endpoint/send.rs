@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::peer::Peer;
 use super::{Endpoint, Transmit};
 use crate::courier::{CourierContext, CourierScope, PayloadWriter};
 use crate::crypto::NodeId;
@@ -13,6 +14,14 @@ use crate::session::{FrameRecord, Session, MAX_APP_PINGS};
 use crate::wire::{
     self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, MAX_PACKET_NUMBER, TAG_LEN,
 };
+
+/// The earlier of two optional instants.
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 /// Most ack ranges written per packet.
 const MAX_ACK_RANGES: usize = 16;
@@ -141,33 +150,47 @@ impl Endpoint {
     }
 
     /// Whether the peer's session has something to send now.
-    fn peer_wants_to_send(&self, now: Instant, p: &super::peer::Peer) -> bool {
-        let Some(s) = p.session.as_ref() else { return false };
+    fn peer_wants_to_send(&self, now: Instant, p: &Peer) -> bool {
+        self.session_send_at(p).is_some_and(|t| t <= now)
+    }
+
+    /// When the peer's session next wants to send, if at all: a close or
+    /// control traffic at once (neither paced nor window-limited), acks and
+    /// keepalives when due, courier data at its deadline once the pacer and
+    /// the window let it go (a courier within its slack rides in a packet
+    /// that goes anyway, and makes one only at its deadline). The schedule
+    /// files peers by this instant and `poll_transmit` serves those it has
+    /// reached: one rule, so the two cannot disagree. (A courier deadline
+    /// passed implies a candidate for `build_packet`.)
+    pub(crate) fn session_send_at(&self, p: &Peer) -> Option<Instant> {
+        let s = p.session.as_ref()?;
         if s.close_due.is_some() {
-            return true;
+            return Some(self.epoch);
         }
         if !s.is_active() {
-            return false;
+            return None;
         }
-        // Control traffic is neither paced nor window-limited.
         if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
-            return true;
+            return Some(self.epoch);
         }
-        if s.acks.deadline(self.cfg.max_ack_delay).is_some_and(|t| t <= now) {
-            return true;
+        let control = earliest(
+            Some(self.keepalive_at(s)),
+            s.acks.deadline(self.cfg.max_ack_delay),
+        );
+        if !s.window_open() {
+            // An ack or the probe timeout wakes us instead.
+            return control;
         }
-        if self.keepalive_at(s) <= now {
-            return true;
-        }
-        // A courier past its due time but within its slack rides in the
-        // next packet that goes anyway; it only makes one at its deadline.
-        // (A deadline passed implies a candidate for `build_packet`.)
-        self.courier_data_may_go(now, s)
-            && (p
-                .courier_slots
+        let data = if super::timers::any_pending_broadcast(self, s) {
+            Some(self.epoch)
+        } else {
+            p.courier_slots
                 .iter()
-                .any(|&i| self.courier_deadline(i).is_some_and(|t| t <= now))
-                || super::timers::any_pending_broadcast(self, s))
+                .filter_map(|&i| self.courier_deadline(i))
+                .min()
+        };
+        let paced = s.pacer.next_ready(s.max_datagram);
+        earliest(control, data.map(|t| t.max(paced)))
     }
 
     /// Whether pacing and the congestion window let courier data go now.

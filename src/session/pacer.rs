@@ -42,6 +42,12 @@ impl Pacer {
         }
     }
 
+    /// When a packet of `len` bytes may go, judged from the last send (the
+    /// instant [`Self::ready_at`] would give for any `now` before it).
+    pub fn next_ready(&self, len: usize) -> Instant {
+        self.ready_at(self.last, len)
+    }
+
     pub fn set_rate(&mut self, rate: u64) {
         self.rate = rate.max(1);
     }

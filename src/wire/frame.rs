@@ -347,11 +347,10 @@ pub fn write_ack(
     res
 }
 
-/// Writes a courier frame header and lets `fill` write the payload into at
-/// most `max_payload` bytes. Returns the payload length; a zero-length
-/// payload writes nothing at all.
-/// Writes a courier frame whose payload `fill` writes, returning its length
-/// and whether the peer must acknowledge it (the frame's type follows).
+/// Writes a courier frame and lets `fill` write the payload into at most
+/// `max_payload` bytes; `fill` returns the payload's length and whether the
+/// peer must acknowledge it (type 0x10) or not (0x11). Returns the payload
+/// length; a zero-length payload writes nothing at all.
 pub fn write_courier(
     w: &mut Writer<'_>,
     id: u16,

@@ -49,27 +49,25 @@ pub fn records(payload: &[u8]) -> impl Iterator<Item = Result<Record<'_>, Decode
 }
 
 fn next_record<'a>(r: &mut Reader<'a>) -> Result<Record<'a>, DecodeError> {
-    {
-        Ok(match r.u8()? {
-            UPDATE => {
-                let id = r.u16()?;
-                let version = r.varint()?;
-                let writer = r.u64()?;
-                let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::BadFrame)?;
-                Record::Update {
-                    id,
-                    version,
-                    writer,
-                    value: r.take(len)?,
-                }
+    Ok(match r.u8()? {
+        UPDATE => {
+            let id = r.u16()?;
+            let version = r.varint()?;
+            let writer = r.u64()?;
+            let len = usize::try_from(r.varint()?).map_err(|_| DecodeError::BadFrame)?;
+            Record::Update {
+                id,
+                version,
+                writer,
+                value: r.take(len)?,
             }
-            DIGEST => Record::Digest {
-                digest: r.u64()?,
-                flags: r.u8()?,
-            },
-            _ => return Err(DecodeError::UnknownFrame),
-        })
-    }
+        }
+        DIGEST => Record::Digest {
+            digest: r.u64()?,
+            flags: r.u8()?,
+        },
+        _ => return Err(DecodeError::UnknownFrame),
+    })
 }
 
 pub fn write_update(w: &mut Writer<'_>, id: u16, version: u64, writer: u64, value: &[u8]) -> bool {
