@@ -14,8 +14,10 @@ pub use crate::waker::CourierWaker;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CourierId(pub u16);
 
-/// What a courier asks of the engine, re-read before every scheduling
-/// decision.
+/// What a courier asks of the engine. A polled courier's is re-read before
+/// every scheduling decision; one that accepted a waker is read once after
+/// each change (an engine call to it, or a wake: see
+/// [`Courier::accept_waker`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mandate {
     /// 0 (least) to 255 (most important).

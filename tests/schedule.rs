@@ -27,6 +27,8 @@ struct Shared {
     unacknowledged: Arc<std::sync::atomic::AtomicBool>,
     /// Fates reported.
     fates: Arc<AtomicUsize>,
+    /// The engine's calls that may change the mandate.
+    calls: Arc<AtomicUsize>,
 }
 
 struct Mailbox {
@@ -53,6 +55,7 @@ impl Courier for Mailbox {
         }
     }
     fn on_send_opportunity(&mut self, _: &CourierContext, out: &mut PayloadWriter<'_>) {
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
         if let Some(bytes) = self.shared.outbox.lock().unwrap().take() {
             let _ = out.write(&bytes);
             if self.shared.unacknowledged.load(Ordering::Relaxed) {
@@ -61,12 +64,15 @@ impl Courier for Mailbox {
         }
     }
     fn on_delivered(&mut self, _: &CourierContext, _: u64) {
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
         self.shared.fates.fetch_add(1, Ordering::Relaxed);
     }
     fn on_lost(&mut self, _: &CourierContext, _: u64) {
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
         self.shared.fates.fetch_add(1, Ordering::Relaxed);
     }
     fn on_receive(&mut self, _: &CourierContext, payload: &[u8]) {
+        self.shared.calls.fetch_add(1, Ordering::Relaxed);
         self.shared.inbox.lock().unwrap().push(payload.to_vec());
     }
     fn accept_waker(&mut self, waker: CourierWaker) -> bool {
@@ -119,6 +125,28 @@ fn a_settled_session_costs_no_mandate_reads_between_events() {
         sim.nodes[0].endpoint.poll_timeout();
     }
     assert!(a.mandate_reads.load(Ordering::Relaxed) >= before + 100);
+}
+
+#[test]
+fn a_busy_courier_is_asked_its_mandate_once_per_change() {
+    let (mut sim, a, b) = connected_pair(true);
+    let (reads, calls) = (
+        a.mandate_reads.load(Ordering::Relaxed),
+        a.calls.load(Ordering::Relaxed),
+    );
+    let rounds = 100;
+    for i in 0..rounds {
+        *a.outbox.lock().unwrap() = Some(vec![i as u8; 32]);
+        a.waker.lock().unwrap().as_ref().expect("waker").wake();
+        sim.run_for(Duration::from_millis(20));
+    }
+    assert_eq!(b.inbox.lock().unwrap().len(), rounds);
+    // What may have changed it: the engine's calls and the wakes. Each
+    // packet sent or acknowledged has several scheduling decisions (file the
+    // peer, pick the sender, rank the couriers); they share one read.
+    let changes = a.calls.load(Ordering::Relaxed) - calls + rounds;
+    let read = a.mandate_reads.load(Ordering::Relaxed) - reads;
+    assert!(read <= changes, "{read} mandate reads for {changes} changes");
 }
 
 #[test]

@@ -74,6 +74,10 @@ fn server_work<R>(busy: &mut Duration, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Datagrams the driver reads per turn of its loop at most (8 batches of
+/// 32), before it runs timers and sends.
+const DATAGRAMS_PER_TURN: usize = 256;
+
 fn client_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 1, (i / 250) as u8, (i % 250 + 1) as u8], 40_000))
 }
@@ -199,12 +203,12 @@ fn measure(identities: &[Identity]) -> Row {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
     for ms in 0..seconds * 1000 {
-        if ms % 50 == 0 {
-            value += 1;
-            for (i, s) in states.iter().enumerate() {
-                s.set(now, 1, &value).expect("set");
-                fleet.due.push(Reverse((now, i)));
-            }
+        // Each client publishes every 50 ms, in its own phase (robots'
+        // clocks are not in step).
+        value += 1;
+        for (i, s) in states.iter().enumerate().skip((ms % 50) as usize).step_by(50) {
+            s.set(now, 1, &value).expect("set");
+            fleet.due.push(Reverse((now, i)));
         }
         fleet.step(now, &mut busy_steady);
         now += Duration::from_millis(1);
@@ -267,8 +271,11 @@ impl Fleet {
         let mut replies = Vec::new();
         let mut connected = 0;
         let (server, to_server) = (&mut self.server, &mut self.to_server);
-        server_work(busy, || {
-            while let Some((from, d)) = to_server.pop_front() {
+        server_work(busy, || loop {
+            // Turns as the driver takes them: a receive batch, then timers,
+            // sends and events.
+            let batch = to_server.len().min(DATAGRAMS_PER_TURN);
+            for (from, d) in to_server.drain(..batch) {
                 server.handle_datagram(now, from, &d);
                 harness_work(|| drop(d));
             }
@@ -281,6 +288,9 @@ impl Fleet {
             }
             while let Some(e) = server.poll_event() {
                 connected += usize::from(matches!(e, Event::Connected { .. }));
+            }
+            if to_server.is_empty() {
+                break;
             }
         });
         for (to, d) in replies {

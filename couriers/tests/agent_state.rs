@@ -292,3 +292,30 @@ fn idle_digests_alone_still_let_the_rtt_be_measured() {
         samples(&sim)
     );
 }
+
+#[test]
+fn unread_change_events_stay_one_per_parameter() {
+    let (mut sim, states) = fleet(4, 1, LinkConfig::default());
+    // 100 updates at 20 Hz that the control's application never reads.
+    for i in 0..100u32 {
+        let now = sim.now();
+        states[0].set(now, MODE, &i).unwrap();
+        sim.run_for(Duration::from_millis(50));
+    }
+    assert_eq!(states[1].get::<u32>(sim.now(), MODE).unwrap().value, 99);
+    let writer = states[0].get::<u32>(sim.now(), MODE).unwrap().writer;
+    assert_eq!(
+        states[1].poll_event(),
+        Some(StateEvent::Changed { param: MODE, writer }),
+        "one event, naming the latest writer"
+    );
+    assert_eq!(states[1].poll_event(), None);
+    // Once read, the next change is reported again.
+    let now = sim.now();
+    states[0].set(now, MODE, &100u32).unwrap();
+    sim.run_for(Duration::from_millis(100));
+    assert!(matches!(
+        states[1].poll_event(),
+        Some(StateEvent::Changed { param: MODE, .. })
+    ));
+}

@@ -1,6 +1,7 @@
 //! The sans-IO CommsChannel engine.
 
 mod cookie;
+mod courier_slot;
 mod handshake;
 mod peer;
 mod recv;
@@ -25,6 +26,7 @@ use crate::stats::{DropReason, Stats};
 use crate::trust::{NodeAssociate, TrustStore};
 use crate::wire::MAX_DATAGRAM;
 
+use courier_slot::CourierSlot;
 use peer::Peer;
 
 /// A datagram to send: the first `len` bytes of the buffer given to
@@ -53,36 +55,6 @@ pub enum ApiError {
 /// Names a registered courier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CourierHandle(usize);
-
-/// A payload a broadcast courier wrote once for every session.
-#[derive(Debug, Default)]
-pub(crate) struct BroadcastPayload {
-    pub bytes: Vec<u8>,
-    pub generation: u64,
-    pub due_since: Option<Instant>,
-    /// The frame token the courier wrote this payload under.
-    pub token: u64,
-}
-
-pub(crate) struct CourierSlot {
-    pub id: CourierId,
-    pub scope: CourierScope,
-    pub courier: Box<dyn Courier>,
-    /// Set when the courier was due but wrote nothing; it waits this long.
-    pub backoff_until: Option<Instant>,
-    /// When it last wrote a payload. Lateness counts from here if that is
-    /// after its due time, so an always-due courier does not out-age others.
-    pub last_served: Option<Instant>,
-    /// Emit [`Event::CourierData`] when data arrives for it.
-    pub notify: bool,
-    pub broadcast: BroadcastPayload,
-    /// The application's cap on this courier's send rate.
-    pub rate_cap: Option<crate::session::Pacer>,
-    /// The flag its waker sets, if it accepted one (see
-    /// [`Courier::accept_waker`]); `None` means it is polled.
-    pub waker_queued: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-    pub stats: crate::stats::CourierStats,
-}
 
 /// Per-source-address verification budgets, in a bounded table: when it is
 /// full, the stalest entry makes room (a spoofing flood churns the table but
@@ -464,21 +436,7 @@ impl Endpoint {
         if taken {
             return Err(ApiError::DuplicateCourier(id));
         }
-        let slot = CourierSlot {
-            id,
-            scope,
-            courier,
-            backoff_until: None,
-            last_served: None,
-            notify: false,
-            broadcast: BroadcastPayload::default(),
-            rate_cap: None,
-            waker_queued: None,
-            stats: crate::stats::CourierStats {
-                id: id.0,
-                ..Default::default()
-            },
-        };
+        let slot = CourierSlot::new(id, scope, courier);
         let index = match self.couriers.iter().position(Option::is_none) {
             Some(i) => {
                 self.couriers[i] = Some(slot);
@@ -491,9 +449,7 @@ impl Endpoint {
         };
         let (waker, queued) = self.wake_queue.waker(index);
         if let Some(slot) = self.couriers[index].as_mut() {
-            if slot.courier.accept_waker(waker) {
-                slot.waker_queued = Some(queued);
-            }
+            slot.offer_waker(waker, queued);
         }
         match scope {
             CourierScope::Peer(p) => self.peers.entry(p).or_default().courier_slots.push(index),
@@ -517,7 +473,7 @@ impl Endpoint {
             }
         }
         self.touch_all();
-        Ok(slot.courier)
+        Ok(slot.into_courier())
     }
 
     /// The courier behind `handle`, as its concrete type.
@@ -527,14 +483,14 @@ impl Endpoint {
             self.touch(p);
         }
         let slot = self.couriers.get_mut(handle.0)?.as_mut()?;
-        let any: &mut dyn std::any::Any = slot.courier.as_mut();
+        let any: &mut dyn std::any::Any = slot.courier_mut();
         any.downcast_mut::<T>()
     }
 
     /// The courier behind `handle`, as its concrete type.
     pub fn courier<T: Courier>(&self, handle: CourierHandle) -> Option<&T> {
         let slot = self.couriers.get(handle.0)?.as_ref()?;
-        let any: &dyn std::any::Any = slot.courier.as_ref();
+        let any: &dyn std::any::Any = slot.courier();
         any.downcast_ref::<T>()
     }
 
@@ -548,7 +504,7 @@ impl Endpoint {
     pub fn has_unsettled(&self) -> bool {
         let live = |peer: &NodeId| self.peers.get(peer).and_then(|p| p.active_session()).is_some();
         self.couriers.iter().flatten().any(|c| {
-            c.courier.unsettled() > 0
+            c.courier().unsettled() > 0
                 && match c.scope {
                     CourierScope::Peer(peer) => live(&peer),
                     CourierScope::Broadcast => self.peers.keys().any(live),
@@ -572,7 +528,7 @@ impl Endpoint {
             .iter()
             .flatten()
             .map(|c| crate::stats::CourierStats {
-                queue_depth: c.courier.queue_depth(),
+                queue_depth: c.courier().queue_depth(),
                 ..c.stats.clone()
             })
             .collect();
@@ -664,9 +620,9 @@ impl Endpoint {
         for i in own.into_iter().chain(self.broadcast_slots.clone()) {
             if let Some(slot) = self.couriers.get_mut(i).and_then(Option::as_mut) {
                 if started {
-                    slot.courier.on_session_start(&ctx);
+                    slot.courier_mut().on_session_start(&ctx);
                 } else {
-                    slot.courier.on_session_end(&ctx);
+                    slot.courier_mut().on_session_end(&ctx);
                 }
             }
         }
@@ -684,10 +640,10 @@ impl Endpoint {
                 };
                 if ok {
                     slot.stats.frames_delivered += 1;
-                    slot.courier.on_delivered(&ctx, r.token);
+                    slot.courier_mut().on_delivered(&ctx, r.token);
                 } else {
                     slot.stats.frames_lost += 1;
-                    slot.courier.on_lost(&ctx, r.token);
+                    slot.courier_mut().on_lost(&ctx, r.token);
                 }
             }
         }

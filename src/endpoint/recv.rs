@@ -232,10 +232,10 @@ impl Endpoint {
             .find(|&i| self.couriers[i].as_ref().is_some_and(|s| s.id.0 == id));
         let payload = &self.scratch[range.0..range.1];
         match slot.and_then(|i| self.couriers[i].as_mut()) {
-            Some(s) if s.courier.mandate().receive_active => {
+            Some(s) if s.mandate().receive_active => {
                 s.stats.frames_received += 1;
                 s.stats.bytes_received += payload.len() as u64;
-                s.courier.on_receive(&ctx, payload);
+                s.courier_mut().on_receive(&ctx, payload);
                 if s.notify {
                     let courier = s.id;
                     self.push_event(Event::CourierData {

@@ -128,6 +128,7 @@ impl Endpoint {
                 // races with this one is never lost.
                 q.swap(false, Ordering::AcqRel);
             }
+            s.forget_mandate();
             if let CourierScope::Peer(p) = s.scope {
                 self.touch(p);
             }
@@ -269,7 +270,7 @@ impl Endpoint {
                 .couriers
                 .get(i)
                 .and_then(Option::as_ref)
-                .and_then(|c| c.courier.next_timer());
+                .and_then(|c| c.next_timer());
             timer = earliest(timer, t);
         }
         let Some(s) = &p.session else { return (timer, None) };

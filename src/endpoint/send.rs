@@ -115,25 +115,29 @@ impl Endpoint {
             if !all_sent && !slot.broadcast.bytes.is_empty() {
                 continue;
             }
-            let m = slot.courier.mandate();
+            let m = slot.mandate();
             let due = match m.due() {
                 Some(d) if d <= now && slot.backoff_until.is_none_or(|b| b <= now) => d,
                 _ => continue,
             };
             let cap = usize::from(m.max_payload).min(space);
-            let b = &mut slot.broadcast;
-            b.bytes.resize(cap, 0);
-            b.token = self.next_frame_token;
+            // Taken out while the courier writes into it (no allocation).
+            let mut bytes = std::mem::take(&mut slot.broadcast.bytes);
+            bytes.resize(cap, 0);
+            let token = self.next_frame_token;
             self.next_frame_token += 1;
-            let mut w = PayloadWriter::new(&mut b.bytes, b.token);
+            let mut w = PayloadWriter::new(&mut bytes, token);
             let ctx = CourierContext {
                 now,
                 peer: None,
                 rtt: None,
             };
-            slot.courier.on_send_opportunity(&ctx, &mut w);
+            slot.courier_mut().on_send_opportunity(&ctx, &mut w);
             let n = w.len();
-            b.bytes.truncate(n);
+            bytes.truncate(n);
+            let b = &mut slot.broadcast;
+            b.bytes = bytes;
+            b.token = token;
             if n == 0 {
                 slot.backoff_until = Some(now + EMPTY_WRITE_BACKOFF);
             } else {
@@ -219,7 +223,7 @@ impl Endpoint {
     ) -> impl Iterator<Item = Candidate> + 'a {
         let own = own.filter_map(move |i| {
             let slot = self.couriers[i].as_ref()?;
-            let m = slot.courier.mandate();
+            let m = slot.mandate();
             let due = m.due().filter(|&d| d <= now)?;
             if slot.backoff_until.is_some_and(|b| b > now) {
                 return None;
@@ -250,7 +254,7 @@ impl Endpoint {
                 }
                 Some(Candidate {
                     slot: i,
-                    priority: slot.courier.mandate().priority,
+                    priority: slot.mandate().priority,
                     due: b.due_since.unwrap_or(now),
                     max_payload: b.bytes.len(),
                     min_payload: b.bytes.len(),
@@ -347,7 +351,7 @@ impl Endpoint {
                     };
                     token = self.next_frame_token;
                     self.next_frame_token += 1;
-                    let courier = &mut slot.courier;
+                    let courier = slot.courier_mut();
                     wire::write_courier(&mut w, wire_id, c.max_payload, |out| {
                         let mut pw = PayloadWriter::new(out, token);
                         courier.on_send_opportunity(&ctx, &mut pw);

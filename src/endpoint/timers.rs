@@ -30,7 +30,7 @@ impl Endpoint {
             }
         }
         for &i in &self.broadcast_slots {
-            consider(self.couriers[i].as_ref().and_then(|c| c.courier.next_timer()));
+            consider(self.couriers[i].as_ref().and_then(|c| c.next_timer()));
         }
         next
     }
@@ -40,7 +40,7 @@ impl Endpoint {
     /// packets that go earlier, from its due time on.
     pub(crate) fn courier_deadline(&self, slot: usize) -> Option<Instant> {
         let s = self.couriers.get(slot)?.as_ref()?;
-        let m = s.courier.mandate();
+        let m = s.mandate();
         let mut due = m.deadline()?;
         if let Some(b) = s.backoff_until {
             due = due.max(b);
@@ -236,8 +236,8 @@ impl Endpoint {
 fn run_courier_timers(couriers: &mut [Option<super::CourierSlot>], slots: &[usize], now: Instant) {
     for &i in slots {
         if let Some(slot) = couriers.get_mut(i).and_then(Option::as_mut) {
-            if slot.courier.next_timer().is_some_and(|t| t <= now) {
-                slot.courier.on_timer(now);
+            if slot.next_timer().is_some_and(|t| t <= now) {
+                slot.courier_mut().on_timer(now);
             }
         }
     }

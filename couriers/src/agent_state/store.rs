@@ -25,8 +25,20 @@ pub enum StateError {
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateEvent {
-    /// A peer's write replaced a parameter's value.
+    /// A peer's write replaced a parameter's value. One event per
+    /// parameter waits at most: writes that arrive before it is read update
+    /// it (`writer` is the latest), so an application that reads events
+    /// seldom holds at most one per parameter.
     Changed { param: u16, writer: u64 },
+}
+
+impl StateEvent {
+    /// The parameter it is about.
+    pub fn param(&self) -> u16 {
+        match self {
+            Self::Changed { param, .. } => *param,
+        }
+    }
 }
 
 /// A parameter's value with its metadata.
@@ -61,6 +73,8 @@ pub(crate) struct Param {
     pub changed_at: Option<Instant>,
     pub confirmed_by: BTreeSet<NodeId>,
     pub last_confirmed: Option<Instant>,
+    /// A [`StateEvent::Changed`] for it waits in the store's queue.
+    pub event_queued: bool,
 }
 
 impl Param {
@@ -126,13 +140,25 @@ impl Store {
         self.clock = self.clock.max(version);
         match (version, writer).cmp(&p.stamp()) {
             std::cmp::Ordering::Greater => {
-                p.value = value.to_vec();
+                // In place: a stream of updates allocates nothing.
+                p.value.clear();
+                p.value.extend_from_slice(value);
                 p.version = version;
                 p.writer = writer;
                 p.changed_at = Some(now);
-                p.confirmed_by = BTreeSet::from([peer]);
+                if !(p.confirmed_by.len() == 1 && p.confirmed_by.contains(&peer)) {
+                    p.confirmed_by.clear();
+                    p.confirmed_by.insert(peer);
+                }
                 p.last_confirmed = Some(now);
-                self.events.push_back(StateEvent::Changed { param: id, writer });
+                let event = StateEvent::Changed { param: id, writer };
+                if std::mem::replace(&mut p.event_queued, true) {
+                    if let Some(queued) = self.events.iter_mut().find(|e| e.param() == id) {
+                        *queued = event;
+                    }
+                } else {
+                    self.events.push_back(event);
+                }
                 self.wake_couriers();
                 true
             }
@@ -208,6 +234,7 @@ impl AgentState {
                 writer: 0,
                 changed_at: None,
                 confirmed_by: BTreeSet::new(),
+                event_queued: false,
                 last_confirmed: None,
             },
         );
@@ -267,7 +294,12 @@ impl AgentState {
     }
 
     pub fn poll_event(&self) -> Option<StateEvent> {
-        self.lock().events.pop_front()
+        let mut s = self.lock();
+        let e = s.events.pop_front()?;
+        if let Some(p) = s.params.get_mut(&e.param()) {
+            p.event_queued = false;
+        }
+        Some(e)
     }
 
     /// Digest of the whole state (what the sync exchange compares).
