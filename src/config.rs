@@ -31,7 +31,13 @@ pub struct EndpointConfig {
     /// so a new SYN from its peer (a restart) replaces it.
     pub restart_silence: Duration,
     /// Longest an ack-eliciting packet waits for its acknowledgement to ride
-    /// on other data.
+    /// on other data (at most 1 s). A value other than
+    /// [`DEFAULT_MAX_ACK_DELAY`] is announced to each peer, whose probe
+    /// timeout allows for it. A server of many periodic publishers raises
+    /// it (say to 100 ms) so that one acknowledgement covers two packets
+    /// (one goes at once after every second ack-eliciting packet) and goes
+    /// while the session is still in the caches; the price is slower loss
+    /// detection for the peer's last packet in a burst.
     pub max_ack_delay: Duration,
     /// Honeymoon length at start-up.
     pub honeymoon: Duration,
@@ -58,6 +64,10 @@ pub struct EndpointConfig {
     pub link_quality: crate::session::LinkQualityConfig,
 }
 
+/// How long a node that announces nothing holds acknowledgements at most
+/// (docs/protocol.md).
+pub const DEFAULT_MAX_ACK_DELAY: Duration = Duration::from_millis(5);
+
 impl Default for EndpointConfig {
     fn default() -> Self {
         Self {
@@ -70,7 +80,7 @@ impl Default for EndpointConfig {
             idle_timeout: Duration::from_secs(5),
             session_expiry: Duration::from_secs(30),
             restart_silence: Duration::from_secs(2),
-            max_ack_delay: Duration::from_millis(5),
+            max_ack_delay: DEFAULT_MAX_ACK_DELAY,
             honeymoon: Duration::from_secs(30),
             honeymoon_interval: Duration::from_secs(1),
             probe_min_interval: Duration::from_secs(1),
@@ -106,6 +116,9 @@ impl EndpointConfig {
         }
         if self.idle_timeout <= self.keepalive_interval {
             return Err(ConfigError("idle_timeout must exceed keepalive_interval".into()));
+        }
+        if self.max_ack_delay.as_micros() > u128::from(crate::wire::MAX_ANNOUNCED_ACK_DELAY_US) {
+            return Err(ConfigError("max_ack_delay must be at most 1 s".into()));
         }
         if self.probe_min_interval.is_zero() || self.honeymoon_interval.is_zero() {
             return Err(ConfigError("probe intervals must be non-zero".into()));

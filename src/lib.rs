@@ -33,7 +33,7 @@ pub mod wire;
 #[cfg(feature = "sim")]
 pub mod sim;
 
-pub use config::{ConfigError, EndpointConfig};
+pub use config::{ConfigError, EndpointConfig, DEFAULT_MAX_ACK_DELAY};
 pub use courier::{
     Courier, CourierContext, CourierId, CourierScope, CourierWaker, Mandate, PayloadFull, PayloadWriter,
 };

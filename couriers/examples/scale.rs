@@ -6,6 +6,10 @@
 //!
 //! `cargo run --release -p octolink-couriers --example scale -- 100 1000 5000 10000`
 //!
+//! `SCALE_ACK_DELAY_MS=100` gives the server that acknowledgement delay
+//! (announced to the clients), as a server of many periodic publishers
+//! would set it.
+//!
 //! Each client needs its own RSA-2048 identity (about 0.1 s to generate on
 //! one core, then kept under target/scale-keys): a first run at 10,000
 //! spends about a quarter of an hour on keys. `SCALE_SECONDS` sets how long
@@ -101,9 +105,18 @@ fn measure(identities: &[Identity]) -> Row {
     let server_addr: SocketAddr = "10.0.0.1:7400".parse().unwrap_or_else(|_| unreachable!());
     let mut busy = Duration::ZERO;
     let base = SERVER_LIVE.load(Ordering::Relaxed);
+    // SCALE_ACK_DELAY_MS: the server's max_ack_delay (a fleet server's
+    // setting: one acknowledgement per two updates); the default otherwise.
+    let server_cfg = EndpointConfig {
+        max_ack_delay: std::env::var("SCALE_ACK_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(octolink::DEFAULT_MAX_ACK_DELAY, Duration::from_millis),
+        ..EndpointConfig::default()
+    };
     let mut server = server_work(&mut busy, || {
         Endpoint::new(
-            EndpointConfig::default(),
+            server_cfg,
             server_id.clone(),
             TrustStore::new(),
             [1; 32],

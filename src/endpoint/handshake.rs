@@ -306,6 +306,7 @@ impl Endpoint {
                 peer_ts_us: syn.timestamp_us,
                 max_datagram: self.cfg.max_datagram.min(usize::from(syn.max_datagram)),
                 max_send_rate: self.cfg.max_send_rate,
+                max_ack_delay: self.cfg.max_ack_delay,
             },
             now,
         );
@@ -408,6 +409,7 @@ impl Endpoint {
                 peer_ts_us: m.msg.timestamp_us,
                 max_datagram: self.cfg.max_datagram.min(usize::from(m.msg.max_datagram)),
                 max_send_rate: self.cfg.max_send_rate,
+                max_ack_delay: self.cfg.max_ack_delay,
             },
             now,
         );

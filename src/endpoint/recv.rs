@@ -147,11 +147,13 @@ impl Endpoint {
             match frame {
                 Frame::Ack(ack) => {
                     let samples_before = session.rtt.stats().samples;
+                    session.ack_delay_announcement.on_ack(ack.largest);
                     let outcome = session.recovery.on_ack(
                         now,
                         ack.largest,
                         ack.ranges.clone().into_iter(),
-                        Duration::from_micros(ack.delay_us).min(Duration::from_secs(1)),
+                        // The peer held it no longer than it said it would.
+                        Duration::from_micros(ack.delay_us).min(session.peer_max_ack_delay),
                         &mut session.rtt,
                         &mut self.delivered_scratch,
                         &mut self.lost_scratch,
@@ -167,6 +169,7 @@ impl Endpoint {
                     }
                 }
                 Frame::Ping(token) => session.owe_pong(token),
+                Frame::AckDelay(us) => session.peer_max_ack_delay = Duration::from_micros(us),
                 Frame::Pong(token) => {
                     if let Some(i) = session.app_pings.iter().position(|&(t, _)| t == token) {
                         let (_, sent) = session.app_pings.swap_remove(i);

@@ -280,7 +280,7 @@ impl Endpoint {
             }
             SessionState::Active if s.confirmed => {
                 timer = earliest(timer, Some(s.last_recv + self.cfg.idle_timeout));
-                timer = earliest(timer, s.recovery.timer(&s.rtt, self.cfg.max_ack_delay));
+                timer = earliest(timer, s.recovery.timer(&s.rtt, s.peer_max_ack_delay));
                 timer = earliest(timer, s.confirm_probe.map(|(t, _)| t));
             }
             SessionState::Active => {

@@ -10,7 +10,7 @@ use crate::courier::{CourierContext, CourierScope, PayloadWriter};
 use crate::crypto::NodeId;
 use crate::event::DisconnectReason;
 use crate::scheduler::{self, Candidate};
-use crate::session::{FrameRecord, Session, MAX_APP_PINGS};
+use crate::session::{AckDelayAnnouncement, FrameRecord, Session, MAX_APP_PINGS};
 use crate::wire::{
     self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, MAX_PACKET_NUMBER, TAG_LEN,
 };
@@ -174,7 +174,11 @@ impl Endpoint {
         if !s.is_active() {
             return None;
         }
-        if !s.pongs_due.is_empty() || s.ping_due.is_some() || s.keepalive_due {
+        if !s.pongs_due.is_empty()
+            || s.ping_due.is_some()
+            || s.keepalive_due
+            || matches!(s.ack_delay_announcement, AckDelayAnnouncement::Due(_))
+        {
             return Some(self.epoch);
         }
         let control = earliest(
@@ -316,6 +320,12 @@ impl Endpoint {
         if let Some(code) = closing {
             let _ = wire::write_close(&mut w, code, b"closed by application");
         }
+        if let Some(delay) = s.ack_delay_announcement.to_send() {
+            if wire::write_ack_delay(&mut w, delay.as_micros() as u64).is_ok() {
+                s.ack_delay_announcement.on_sent(s.next_pn);
+                eliciting = true;
+            }
+        }
         if let Some(token) = s.ping_due {
             if wire::write_ping(&mut w, token).is_ok() {
                 s.ping_due = None;
@@ -406,12 +416,15 @@ impl Endpoint {
         }
         self.candidates = candidates;
 
+        // Any ack-eliciting packet serves as the keepalive or the probe.
         if !eliciting
             && closing.is_none()
             && (keepalive_due || s.keepalive_due)
             && wire::write_ping(&mut w, KEEPALIVE_TOKEN).is_ok()
         {
             eliciting = true;
+        }
+        if eliciting {
             s.keepalive_due = false;
         }
         let body_len = w.len();

@@ -169,14 +169,14 @@ impl Endpoint {
         let Some(p) = self.peers.get_mut(&id) else { return };
         if let Some(s) = p.session.as_mut().filter(|s| s.is_active()) {
             if s.recovery
-                .timer(&s.rtt, cfg.max_ack_delay)
+                .timer(&s.rtt, s.peer_max_ack_delay)
                 .is_some_and(|t| t <= now)
             {
                 let mut outcome = crate::session::Outcome::default();
                 let probe = s.recovery.on_timeout(
                     now,
                     &s.rtt,
-                    cfg.max_ack_delay,
+                    s.peer_max_ack_delay,
                     &mut self.lost_scratch,
                     &mut outcome,
                 );

@@ -92,6 +92,55 @@ impl AckTracker {
     }
 }
 
+/// Telling the peer how long we hold acknowledgements, when that is not
+/// the protocol's default: its probe timeout must allow for it, or it
+/// would re-send what we are only waiting to acknowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckDelayAnnouncement {
+    /// Nothing to say (the default delay), or the peer has heard it.
+    Done,
+    /// Not sent yet: a packet should go.
+    Due(Duration),
+    /// In every packet from `first_pn` on, until one of them is
+    /// acknowledged.
+    Sent { delay: Duration, first_pn: u64 },
+}
+
+impl AckDelayAnnouncement {
+    pub fn new(ours: Duration) -> Self {
+        if ours == crate::config::DEFAULT_MAX_ACK_DELAY {
+            Self::Done
+        } else {
+            Self::Due(ours)
+        }
+    }
+
+    /// The delay to write into the next packet, if any.
+    pub fn to_send(&self) -> Option<Duration> {
+        match *self {
+            Self::Done => None,
+            Self::Due(delay) | Self::Sent { delay, .. } => Some(delay),
+        }
+    }
+
+    /// Packet `pn` carried it.
+    pub fn on_sent(&mut self, pn: u64) {
+        if let Self::Due(delay) = *self {
+            *self = Self::Sent { delay, first_pn: pn };
+        }
+    }
+
+    /// The peer acknowledged up to `largest`: every packet from `first_pn`
+    /// on carried the announcement, so any of them arriving is enough.
+    pub fn on_ack(&mut self, largest: u64) {
+        if let Self::Sent { first_pn, .. } = *self {
+            if largest >= first_pn {
+                *self = Self::Done;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +199,22 @@ mod tests {
             for (lo, hi) in ranges { from_ranges.extend(lo..=hi); }
             prop_assert_eq!(from_ranges, set);
         }
+    }
+
+    #[test]
+    fn an_ack_delay_announcement_repeats_until_a_carrier_is_acknowledged() {
+        let default = crate::config::DEFAULT_MAX_ACK_DELAY;
+        assert_eq!(AckDelayAnnouncement::new(default), AckDelayAnnouncement::Done);
+        let ours = Duration::from_millis(100);
+        let mut a = AckDelayAnnouncement::new(ours);
+        assert_eq!(a, AckDelayAnnouncement::Due(ours));
+        a.on_sent(7);
+        a.on_sent(8);
+        a.on_ack(6);
+        assert_eq!(a.to_send(), Some(ours), "an ack of older packets says nothing");
+        a.on_ack(8);
+        assert_eq!(a, AckDelayAnnouncement::Done);
+        assert_eq!(a.to_send(), None);
     }
 
     #[test]

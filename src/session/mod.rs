@@ -11,7 +11,7 @@ mod rtt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use ack::AckTracker;
+pub use ack::{AckDelayAnnouncement, AckTracker};
 pub use congestion::NewReno;
 pub use link_quality::{LinkQuality, LinkQualityConfig};
 pub use pacer::Pacer;
@@ -54,6 +54,11 @@ pub struct Session {
     pub next_pn: u64,
     pub replay: ReplayWindow,
     pub acks: AckTracker,
+    /// Our acknowledgement delay, until the peer has heard it.
+    pub ack_delay_announcement: AckDelayAnnouncement,
+    /// How long the peer holds acknowledgements: what it announced, else
+    /// the protocol's default. Our probe timeout allows for it.
+    pub peer_max_ack_delay: Duration,
     pub recovery: Recovery,
     pub cc: NewReno,
     /// Set when sending was limited by the congestion window since the
@@ -99,6 +104,8 @@ pub struct SessionParams {
     pub max_datagram: usize,
     /// Send-rate cap in bytes per second.
     pub max_send_rate: u64,
+    /// How long we hold acknowledgements.
+    pub max_ack_delay: Duration,
 }
 
 impl Session {
@@ -117,6 +124,8 @@ impl Session {
             next_pn: 0,
             replay: ReplayWindow::new(),
             acks: AckTracker::default(),
+            ack_delay_announcement: AckDelayAnnouncement::new(p.max_ack_delay),
+            peer_max_ack_delay: crate::config::DEFAULT_MAX_ACK_DELAY,
             recovery: Recovery::default(),
             cc: NewReno::new(p.max_datagram),
             window_limited: false,

@@ -16,6 +16,8 @@ pub enum FrameType {
     Pong = 0x02,
     Ack = 0x03,
     Close = 0x04,
+    /// How long the sender may hold an acknowledgement (its `max_ack_delay`).
+    AckDelay = 0x05,
     Courier = 0x10,
     /// A courier payload that needs no acknowledgement.
     CourierUnacked = 0x11,
@@ -23,6 +25,11 @@ pub enum FrameType {
 
 const EXTENSION_FIRST: u8 = 0x40;
 const EXTENSION_LAST: u8 = 0x7f;
+
+/// The longest acknowledgement delay a node may announce. Larger values
+/// are malformed: a peer could otherwise stretch our probe timeout without
+/// bound.
+pub const MAX_ANNOUNCED_ACK_DELAY_US: u64 = 1_000_000;
 
 /// Bytes a courier frame adds in front of its payload: type, id, length.
 pub const COURIER_FRAME_OVERHEAD: usize = 5;
@@ -36,6 +43,8 @@ pub enum Frame<'a> {
     Pong(u64),
     Ack(AckFrame<'a>),
     Close(CloseFrame<'a>),
+    /// The sender holds acknowledgements up to this long (microseconds).
+    AckDelay(u64),
     Courier {
         id: u16,
         payload: &'a [u8],
@@ -52,11 +61,15 @@ pub enum Frame<'a> {
 
 impl Frame<'_> {
     /// Whether receiving this frame obliges the receiver to acknowledge the
-    /// packet promptly. Only pings and courier data do (unless the courier
-    /// said its payload needs no acknowledgement): acks, pongs, padding and
-    /// close frames never cause a packet of their own.
+    /// packet promptly. Only pings, ack-delay announcements (the sender
+    /// waits to hear that it arrived) and courier data do (unless the
+    /// courier said its payload needs no acknowledgement): acks, pongs,
+    /// padding and close frames never cause a packet of their own.
     pub fn is_ack_eliciting(&self) -> bool {
-        matches!(self, Frame::Ping(_) | Frame::Courier { eliciting: true, .. })
+        matches!(
+            self,
+            Frame::Ping(_) | Frame::AckDelay(_) | Frame::Courier { eliciting: true, .. }
+        )
     }
 }
 
@@ -226,6 +239,13 @@ impl<'a> FrameIter<'a> {
                     reason: r.take(len)?,
                 })
             }
+            0x05 => {
+                let us = r.varint()?;
+                if us > MAX_ANNOUNCED_ACK_DELAY_US {
+                    return Err(DecodeError::BadFrame);
+                }
+                Frame::AckDelay(us)
+            }
             0x10 | 0x11 => {
                 let id = r.u16()?;
                 let len = usize::from(r.u16()?);
@@ -266,6 +286,13 @@ pub fn write_pong(w: &mut Writer<'_>, token: u64) -> Result<(), NoRoom> {
     atomic(w, |w| {
         w.u8(FrameType::Pong as u8)?;
         w.varint(token)
+    })
+}
+
+pub fn write_ack_delay(w: &mut Writer<'_>, us: u64) -> Result<(), NoRoom> {
+    atomic(w, |w| {
+        w.u8(FrameType::AckDelay as u8)?;
+        w.varint(us.min(MAX_ANNOUNCED_ACK_DELAY_US))
     })
 }
 
@@ -457,6 +484,24 @@ mod tests {
             }
         );
         assert!(!frames[0].is_ack_eliciting());
+    }
+
+    #[test]
+    fn an_ack_delay_round_trips_elicits_an_ack_and_is_bounded() {
+        let mut buf = [0u8; 16];
+        let mut w = Writer::new(&mut buf);
+        write_ack_delay(&mut w, 100_000).unwrap();
+        let n = w.len();
+        assert_eq!(buf[0], 0x05);
+        let frames = parse_all(&buf[..n]);
+        assert_eq!(frames[0], Frame::AckDelay(100_000));
+        assert!(frames[0].is_ack_eliciting());
+        // Over a second is malformed, not clamped.
+        let mut w = Writer::new(&mut buf);
+        w.u8(0x05).unwrap();
+        w.varint(MAX_ANNOUNCED_ACK_DELAY_US + 1).unwrap();
+        let n = w.len();
+        assert_eq!(FrameIter::validate(&buf[..n]), Err(DecodeError::BadFrame));
     }
 
     #[test]

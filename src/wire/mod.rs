@@ -12,7 +12,8 @@ mod retry;
 
 pub use buf::{varint_len, NoRoom, Reader, Writer, VARINT_MAX};
 pub use frame::{
-    write_ack, write_close, write_courier, write_padding, write_ping, write_pong, COURIER_FRAME_OVERHEAD,
+    write_ack, write_ack_delay, write_close, write_courier, write_padding, write_ping, write_pong,
+    COURIER_FRAME_OVERHEAD, MAX_ANNOUNCED_ACK_DELAY_US,
 };
 pub use frame::{AckFrame, AckRanges, CloseFrame, Frame, FrameIter, FrameType};
 pub use handshake::{
