@@ -115,15 +115,8 @@ fn measure(identities: &[Identity]) -> Row {
         ..EndpointConfig::default()
     };
     let mut server = server_work(&mut busy, || {
-        Endpoint::new(
-            server_cfg,
-            server_id.clone(),
-            TrustStore::new(),
-            [1; 32],
-            t0,
-            0,
-        )
-        .expect("server config")
+        Endpoint::new(server_cfg, server_id.clone(), TrustStore::new(), [1; 32], t0, 0)
+            .expect("server config")
     });
     let mut clients = Vec::with_capacity(n);
     let mut states = Vec::with_capacity(n);
@@ -185,6 +178,9 @@ fn measure(identities: &[Identity]) -> Row {
         server_addr,
         to_server: VecDeque::new(),
         buf: vec![0u8; 2048],
+        spent: Vec::new(),
+        reply_bytes: Vec::new(),
+        replies: Vec::new(),
     };
     // Handshakes (the server's verification budget paces them).
     let mut connected = 0;
@@ -252,6 +248,13 @@ struct Fleet {
     due: BinaryHeap<Reverse<(Instant, usize)>>,
     last_run: Vec<Option<Instant>>,
     buf: Vec<u8>,
+    /// Datagrams the server has handled, freed after its timed section,
+    /// and its replies, copied into one reused arena: a driver reads into
+    /// and sends from fixed buffers, and the harness's allocator work is
+    /// not the server's.
+    spent: Vec<(SocketAddr, Vec<u8>)>,
+    reply_bytes: Vec<u8>,
+    replies: Vec<(SocketAddr, std::ops::Range<usize>)>,
 }
 
 impl Fleet {
@@ -281,23 +284,29 @@ impl Fleet {
                 self.due.push(Reverse((t.max(now + Duration::from_millis(1)), i)));
             }
         }
-        let mut replies = Vec::new();
         let mut connected = 0;
-        let (server, to_server) = (&mut self.server, &mut self.to_server);
+        let (server, to_server, spent) = (&mut self.server, &mut self.to_server, &mut self.spent);
+        let (reply_bytes, replies) = (&mut self.reply_bytes, &mut self.replies);
+        reply_bytes.clear();
+        replies.clear();
         server_work(busy, || loop {
             // Turns as the driver takes them: a receive batch, then timers,
             // sends and events.
             let batch = to_server.len().min(DATAGRAMS_PER_TURN);
             for (from, d) in to_server.drain(..batch) {
                 server.handle_datagram(now, from, &d);
-                harness_work(|| drop(d));
+                harness_work(|| spent.push((from, d)));
             }
             if server.poll_timeout().is_some_and(|t| t <= now) {
                 server.handle_timeout(now);
             }
             while let Some(t) = server.poll_transmit(now, buf) {
                 // The harness's copy is not the server's memory.
-                harness_work(|| replies.push((t.destination, buf[..t.len].to_vec())));
+                harness_work(|| {
+                    let at = reply_bytes.len();
+                    reply_bytes.extend_from_slice(&buf[..t.len]);
+                    replies.push((t.destination, at..reply_bytes.len()));
+                });
             }
             while let Some(e) = server.poll_event() {
                 connected += usize::from(matches!(e, Event::Connected { .. }));
@@ -306,9 +315,10 @@ impl Fleet {
                 break;
             }
         });
-        for (to, d) in replies {
+        self.spent.clear();
+        for (to, range) in self.replies.drain(..) {
             if let Some(&i) = self.by_addr.get(&to) {
-                self.clients[i].handle_datagram(now, self.server_addr, &d);
+                self.clients[i].handle_datagram(now, self.server_addr, &self.reply_bytes[range]);
                 self.due.push(Reverse((now + Duration::from_millis(1), i)));
             }
         }

@@ -267,7 +267,7 @@ impl Courier for AgentStateCourier {
                     writer,
                     value,
                 } => {
-                    s.merge(ctx.now, self.peer, id, version, writer, value);
+                    s.merge(ctx.now, self.waker, self.peer, id, version, writer, value);
                     // The peer holds at least this.
                     let held = self.acked.entry(id).or_insert((version, writer));
                     *held = (*held).max((version, writer));

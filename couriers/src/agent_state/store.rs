@@ -102,8 +102,16 @@ impl Store {
     /// Tells the engine that every courier of this state may have
     /// something new to send.
     pub fn wake_couriers(&self) {
-        for w in self.wakers.values() {
-            w.wake();
+        self.wake_couriers_but(None);
+    }
+
+    /// [`Self::wake_couriers`], except courier `but`: the one the engine is
+    /// calling, whose mandate it reads again anyway.
+    pub fn wake_couriers_but(&self, but: Option<u64>) {
+        for (&n, w) in &self.wakers {
+            if Some(n) != but {
+                w.wake();
+            }
         }
     }
 
@@ -119,10 +127,13 @@ impl Store {
         u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
 
-    /// Merges a peer's value; returns whether it replaced ours.
+    /// Merges a value from `peer`, received by courier `receiver`; returns
+    /// whether it replaced ours.
+    #[allow(clippy::too_many_arguments)]
     pub fn merge(
         &mut self,
         now: Instant,
+        receiver: Option<u64>,
         peer: NodeId,
         id: u16,
         version: u64,
@@ -159,7 +170,7 @@ impl Store {
                 } else {
                     self.events.push_back(event);
                 }
-                self.wake_couriers();
+                self.wake_couriers_but(receiver);
                 true
             }
             std::cmp::Ordering::Equal => {
