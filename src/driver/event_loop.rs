@@ -1,5 +1,7 @@
-//! The event-loop thread: socket readiness and commands in, the engine in
-//! the middle, datagrams and events out. No protocol logic lives here.
+//! The event loop: socket readiness and commands in, the engine in the
+//! middle, datagrams and events out. It runs on its own thread
+//! ([`super::CommsChannel`]) or on the caller's ([`super::InlineChannel`]).
+//! No protocol logic lives here.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
@@ -131,7 +133,7 @@ impl EventLoop {
 
     /// One pass: read, run due timers, send, hand events over, then wait
     /// for the socket, a command or the next timer (at most `max_wait`).
-    fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
+    pub fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
         let drained = self.receive()?;
         let now = Instant::now();
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
@@ -171,6 +173,10 @@ impl EventLoop {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
     }
 
     /// Reads the datagrams waiting, up to [`BATCHES_PER_TURN`] batches.
@@ -326,7 +332,7 @@ impl EventLoop {
     }
 
     /// Closes every session, lets the close frames go, saves the store.
-    fn shut_down(&mut self) -> Result<(), ChannelError> {
+    pub fn shut_down(&mut self) -> Result<(), ChannelError> {
         // Drain first: what the application sent last (a transfer's
         // completion, a final command) would otherwise die with the session
         // if its packet was lost, and the peer would see a failure. Only

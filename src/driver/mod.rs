@@ -9,7 +9,10 @@
 //! what to send lives in the engine.
 
 mod event_loop;
+mod inline;
 mod socket;
+
+pub use inline::InlineChannel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -146,59 +149,21 @@ pub struct CommsChannel {
 impl CommsChannel {
     /// Binds the socket, loads the trust store and starts the loop thread.
     pub fn start(config: ChannelConfig) -> Result<Self, ChannelError> {
-        let socket = socket::bind(config.bind, config.socket_buffer)?;
-        let local_addr = socket.local_addr()?;
-        let mut trust = match &config.trust_path {
-            Some(p) => TrustStore::load(p)?,
-            None => TrustStore::new(),
-        };
-        for a in config.trust.iter() {
-            trust.insert(a.clone())?;
-        }
-        let now = std::time::Instant::now();
-        let unix_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let node_id = config.identity.id();
-        let mut endpoint = Endpoint::new(
-            config.endpoint.clone(),
-            config.identity.clone(),
-            trust,
-            seed,
-            now,
-            unix_us,
-        )?;
-        let poll = mio::Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
-        // A courier woken from an application thread wakes the loop.
-        let ring = Arc::clone(&waker);
-        endpoint.set_wake_hook(Some(Arc::new(move || {
-            // A failed wake only delays the data to the loop's next wake-up.
-            let _ = ring.wake();
-        })));
-        let (cmd_tx, cmd_rx) = bounded(1024);
-        let (ev_tx, ev_rx) = bounded(config.event_capacity);
-        let mut lp = event_loop::EventLoop::new(
-            poll,
-            socket,
-            endpoint,
-            cmd_rx,
-            ev_tx,
-            event_loop::LoopSettings {
-                trust_path: config.trust_path.clone(),
-                busy_poll: config.busy_poll,
-                adaptive_spin: config.adaptive_spin,
-            },
-        )?;
+        let Opened {
+            mut lp,
+            commands,
+            waker,
+            events,
+            local_addr,
+            node_id,
+        } = open(&config)?;
         let thread = std::thread::Builder::new()
             .name(format!("octolink-{local_addr}"))
             .spawn(move || lp.run())?;
         Ok(Self {
-            commands: cmd_tx,
+            commands,
             waker,
-            events: ev_rx,
+            events,
             local_addr,
             node_id,
             thread: Some(thread),
@@ -315,16 +280,13 @@ impl CommsChannel {
 
     /// Waits up to `timeout` for an event matching `pred`, returning it;
     /// other events are skipped.
-    pub fn wait_for(&self, timeout: Duration, mut pred: impl FnMut(&Event) -> bool) -> Option<Event> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(std::time::Instant::now())?;
-            match self.events.recv_timeout(left) {
-                Ok(e) if pred(&e) => return Some(e),
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
-            }
-        }
+    pub fn wait_for(&self, timeout: Duration, pred: impl FnMut(&Event) -> bool) -> Option<Event> {
+        let next = |left| match self.events.recv_timeout(left) {
+            Ok(e) => Ok(Some(e)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(()),
+        };
+        wait_for_event(timeout, next, pred)
     }
 
     /// Closes every session (close frames are sent), saves the trust store
@@ -345,6 +307,94 @@ impl CommsChannel {
 impl Drop for CommsChannel {
     fn drop(&mut self) {
         let _ = self.stop();
+    }
+}
+
+/// A loop ready to run, and the ends the application keeps.
+struct Opened {
+    lp: event_loop::EventLoop,
+    commands: Sender<Command>,
+    waker: Arc<mio::Waker>,
+    events: Receiver<Event>,
+    local_addr: SocketAddr,
+    node_id: NodeId,
+}
+
+/// Binds the socket, loads the trust store, and builds the engine and its
+/// loop (shared by [`CommsChannel`] and [`InlineChannel`]).
+fn open(config: &ChannelConfig) -> Result<Opened, ChannelError> {
+    let socket = socket::bind(config.bind, config.socket_buffer)?;
+    let local_addr = socket.local_addr()?;
+    let mut trust = match &config.trust_path {
+        Some(p) => TrustStore::load(p)?,
+        None => TrustStore::new(),
+    };
+    for a in config.trust.iter() {
+        trust.insert(a.clone())?;
+    }
+    let now = std::time::Instant::now();
+    let unix_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    let node_id = config.identity.id();
+    let mut endpoint = Endpoint::new(
+        config.endpoint.clone(),
+        config.identity.clone(),
+        trust,
+        seed,
+        now,
+        unix_us,
+    )?;
+    let poll = mio::Poll::new()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
+    // A courier woken from an application thread wakes the loop.
+    let ring = Arc::clone(&waker);
+    endpoint.set_wake_hook(Some(Arc::new(move || {
+        // A failed wake only delays the data to the loop's next wake-up.
+        let _ = ring.wake();
+    })));
+    let (commands, cmd_rx) = bounded(1024);
+    let (ev_tx, events) = bounded(config.event_capacity);
+    let lp = event_loop::EventLoop::new(
+        poll,
+        socket,
+        endpoint,
+        cmd_rx,
+        ev_tx,
+        event_loop::LoopSettings {
+            trust_path: config.trust_path.clone(),
+            busy_poll: config.busy_poll,
+            adaptive_spin: config.adaptive_spin,
+        },
+    )?;
+    Ok(Opened {
+        lp,
+        commands,
+        waker,
+        events,
+        local_addr,
+        node_id,
+    })
+}
+
+/// Waits up to `timeout` for an event matching `pred`; other events are
+/// skipped. `next` waits up to the time it is given for one event, and
+/// returns `Err` once none can come.
+fn wait_for_event(
+    timeout: Duration,
+    mut next: impl FnMut(Duration) -> Result<Option<Event>, ()>,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Option<Event> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        match next(left) {
+            Ok(Some(e)) if pred(&e) => return Some(e),
+            Ok(_) => {}
+            Err(()) => return None,
+        }
     }
 }
 

@@ -39,6 +39,7 @@ fn main() {
         ("octolink-sansio", octo_sansio::run),
         ("octolink-api", |w| octo_api::run(w, false)),
         ("octolink-api-busy", |w| octo_api::run(w, true)),
+        ("octolink-inline", octo_api::run_inline),
         ("udp-jumbo", udp::run_jumbo),
         ("octolink-api-jumbo", octo_api::run_jumbo),
         ("kcp", kcp_peer::run),

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use octolink::driver::{ChannelConfig, CommsChannel};
+use octolink::driver::{ChannelConfig, CommsChannel, InlineChannel};
 use octolink::sim::{fixture_associate, fixture_identity};
 use octolink::stream::{Delivery, StreamConfig};
 use octolink::wire::{ETHERNET_DATAGRAM, MAX_DATAGRAM};
-use octolink::{CourierId, CourierScope, Role};
+use octolink::{CourierId, CourierScope, NodeId, Role};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
 
@@ -194,4 +194,130 @@ pub fn run_jumbo(w: &Work) -> Results {
         )],
         ..Results::default()
     }
+}
+
+/// The caller-driven runtime: each side's thread turns its own
+/// `InlineChannel` (socket, loop and engine on that thread), spinning.
+pub fn run_inline(w: &Work) -> Results {
+    Results {
+        library: "octolink API (caller-driven)".into(),
+        mode: "InlineChannel turned by each side's own thread, spinning (turn(0)); reliable-ordered PipeCourier; AES-256-GCM; 1452-byte datagrams".into(),
+        rtt64: inline_rtt(64, w),
+        rtt512: inline_rtt(512, w),
+        handshake: inline_handshake(),
+        notes: vec!["bulk and lossy not run for this mode (the loop is the threaded API's)".into()],
+        ..Results::default()
+    }
+}
+
+struct InlinePair {
+    client: InlineChannel,
+    server: InlineChannel,
+    client_pipe: (PipeSender, PipeReceiver),
+    server_pipe: (PipeSender, PipeReceiver),
+}
+
+fn inline_pair() -> Option<InlinePair> {
+    let start = |name: &str| {
+        let mut cfg = ChannelConfig::new("127.0.0.1:0".parse().unwrap(), fixture_identity(name));
+        cfg.endpoint.max_datagram = ETHERNET_DATAGRAM;
+        cfg.endpoint.max_send_rate = 1 << 40;
+        InlineChannel::start(cfg).ok()
+    };
+    let (mut client, mut server) = (start("a")?, start("b")?);
+    let server_addr = server.local_addr();
+    client
+        .endpoint()
+        .add_associate(fixture_associate("b", Role::Agent).with_address(server_addr))
+        .ok()?;
+    server
+        .endpoint()
+        .add_associate(fixture_associate("a", Role::Remote))
+        .ok()?;
+    let mut cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    cfg.max_message = 1024;
+    let pipe = |me: &mut InlineChannel, other: NodeId| {
+        let (c, tx, rx) = PipeCourier::new(cfg, 200, 4096, me.notifier());
+        me.register_courier(CourierScope::Peer(other), PIPE, Box::new(c))
+            .ok()?;
+        Some((tx, rx))
+    };
+    let (client_id, server_id) = (client.node_id(), server.node_id());
+    let client_pipe = pipe(&mut client, server_id)?;
+    let server_pipe = pipe(&mut server, client_id)?;
+    Some(InlinePair {
+        client,
+        server,
+        client_pipe,
+        server_pipe,
+    })
+}
+
+fn inline_rtt(size: usize, w: &Work) -> Option<Percentiles> {
+    let InlinePair {
+        mut client,
+        mut server,
+        client_pipe: (ctx, crx),
+        server_pipe: (stx, srx),
+    } = inline_pair()?;
+    let server_id = server.node_id();
+    client.endpoint().connect(Instant::now(), &server_id).ok()?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let echo = std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if server.turn(Duration::ZERO).is_err() {
+                return;
+            }
+            while let Ok(m) = srx.try_recv() {
+                let _ = stx.send(m);
+            }
+        }
+    });
+    let msg = vec![7u8; size];
+    let total = w.warmup + w.round_trips;
+    let mut samples = Vec::with_capacity(w.round_trips);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    for i in 0..total {
+        let t = Instant::now();
+        ctx.send(msg.clone()).ok()?;
+        loop {
+            client.turn(Duration::ZERO).ok()?;
+            if crx.try_recv().is_ok() {
+                break;
+            }
+            if Instant::now() > give_up {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+        }
+        if i >= w.warmup {
+            samples.push(t.elapsed());
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo.join().ok()?;
+    Percentiles::of(samples)
+}
+
+/// Connect to the first byte at the server, one thread turning both.
+fn inline_handshake() -> Option<Duration> {
+    let InlinePair {
+        mut client,
+        mut server,
+        client_pipe: (ctx, _),
+        server_pipe: (_, srx),
+    } = inline_pair()?;
+    let server_id = server.node_id();
+    let t = Instant::now();
+    client.endpoint().connect(Instant::now(), &server_id).ok()?;
+    ctx.send(vec![1]).ok()?;
+    while t.elapsed() < Duration::from_secs(10) {
+        client.turn(Duration::ZERO).ok()?;
+        server.turn(Duration::ZERO).ok()?;
+        if srx.try_recv().is_ok() {
+            return Some(t.elapsed());
+        }
+    }
+    None
 }
