@@ -103,6 +103,7 @@ pub struct PayloadWriter<'a> {
     len: usize,
     token: u64,
     acknowledged: bool,
+    largest_offer: usize,
 }
 
 /// The payload writer is full.
@@ -114,12 +115,29 @@ impl<'a> PayloadWriter<'a> {
     /// A writer over `buf`. The engine makes these; tests of a courier can
     /// too, to drive it without an engine.
     pub fn new(buf: &'a mut [u8], token: u64) -> Self {
+        let largest_offer = buf.len();
         Self {
             buf,
             len: 0,
             token,
             acknowledged: true,
+            largest_offer,
         }
+    }
+
+    /// Says how much room the largest opportunity on this session can give
+    /// (the engine sets it: the session's datagram, less headers, capped by
+    /// the courier's `max_payload`). Defaults to this writer's size.
+    pub fn with_largest_offer(mut self, bytes: usize) -> Self {
+        self.largest_offer = bytes.max(self.buf.len());
+        self
+    }
+
+    /// The most any opportunity on this session offers: a unit of data
+    /// larger than this can never be written, and waiting for a bigger
+    /// opportunity would stall the courier for ever.
+    pub fn largest_offer(&self) -> usize {
+        self.largest_offer
     }
 
     /// Marks what is written as needing no acknowledgement: a periodic

@@ -256,3 +256,23 @@ fn commands_jump_ahead_of_bulk_traffic() {
         "bulk data was still queued ({queued}) when the command overtook it"
     );
 }
+
+#[test]
+fn a_message_no_packet_can_carry_fails_and_the_stream_goes_on() {
+    // 1024-byte messages allowed, on the default 512-byte datagrams.
+    let mut cfg = StreamConfig::new(Delivery::ReliableOrdered);
+    cfg.max_message = 1024;
+    let (mut sim, h0, h1) = setup(5, LinkConfig::default(), || MessageCourier::new(cfg, 100));
+    let now = sim.now();
+    let tx = sim.nodes[0].endpoint.courier_mut::<MessageCourier>(h0).unwrap();
+    let big = tx.send(now, vec![1; 600], None).unwrap();
+    tx.send(now, vec![2; 16], None).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let rx = sim.nodes[1].endpoint.courier_mut::<MessageCourier>(h1).unwrap();
+    let got: Vec<Vec<u8>> = std::iter::from_fn(|| rx.recv()).map(|r| r.body).collect();
+    assert_eq!(got, vec![vec![2; 16]], "the message behind it arrived");
+    let tx = sim.nodes[0].endpoint.courier_mut::<MessageCourier>(h0).unwrap();
+    let events: Vec<StreamEvent> = std::iter::from_fn(|| tx.poll_event()).collect();
+    assert!(events.contains(&StreamEvent::Failed(big)), "{events:?}");
+    assert_eq!(tx.send_stats().oversized, 1);
+}

@@ -362,8 +362,9 @@ impl Endpoint {
                     token = self.next_frame_token;
                     self.next_frame_token += 1;
                     let courier = slot.courier_mut();
+                    let largest = c.max_payload.min(largest_courier_room(s.max_datagram));
                     wire::write_courier(&mut w, wire_id, c.max_payload, |out| {
-                        let mut pw = PayloadWriter::new(out, token);
+                        let mut pw = PayloadWriter::new(out, token).with_largest_offer(largest);
                         courier.on_send_opportunity(&ctx, &mut pw);
                         frame_eliciting = pw.is_acknowledged();
                         (pw.len(), frame_eliciting)
@@ -463,6 +464,14 @@ impl Endpoint {
 /// Payload room for courier frames in an otherwise empty packet.
 fn courier_space(max_datagram: usize) -> usize {
     max_datagram - HEADER_LEN - TAG_LEN - COURIER_FRAME_OVERHEAD
+}
+
+/// The most room a peer courier is ever offered: a packet with nothing else
+/// but an acknowledgement of one range (every packet carries one once the
+/// peer has sent anything).
+fn largest_courier_room(max_datagram: usize) -> usize {
+    const ONE_RANGE_ACK: usize = 1 + 8 + 8 + 1 + 8;
+    courier_space(max_datagram).saturating_sub(ONE_RANGE_ACK)
 }
 
 /// The least room a courier accepts an opportunity with.

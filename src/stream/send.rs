@@ -28,7 +28,9 @@ pub enum StreamEvent {
     /// Unreliable modes: a newer message replaced it before it was sent.
     Superseded(u64),
     /// Reliable modes: the session ended before it was acknowledged (it may
-    /// or may not have arrived).
+    /// or may not have arrived). Any mode: it is larger than any packet of
+    /// this session can carry (`max_message` above the datagram's room), so
+    /// it was dropped unsent rather than stall the stream behind it.
     Failed(u64),
     /// Its lifespan ended before it was delivered; it will not be.
     Expired(u64),
@@ -45,6 +47,8 @@ pub struct SendStreamStats {
     pub superseded: u64,
     pub failed: u64,
     pub expired: u64,
+    /// Of `failed`: messages no packet of the session could carry.
+    pub oversized: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -249,6 +253,10 @@ impl SendStream {
         }
         while self.resend.is_empty() && self.window_open() {
             let Some(m) = self.queue.front() else { break };
+            if message_len(self.next_seq, m, now) > out.largest_offer() {
+                self.drop_oversized();
+                continue;
+            }
             if !write_message(out, self.next_seq, m, now) {
                 break;
             }
@@ -270,6 +278,20 @@ impl SendStream {
             self.frames.insert(token, carried);
         }
         n
+    }
+
+    /// Drops the queue's head, which no packet of the session can carry.
+    fn drop_oversized(&mut self) {
+        if let Some(m) = self.queue.pop_front() {
+            self.queued_bytes -= m.body.len();
+            self.stats.failed += 1;
+            self.stats.oversized += 1;
+            self.events.push_back(StreamEvent::Failed(m.id));
+            tracing::warn!(
+                len = m.body.len(),
+                "stream message larger than any packet of the session: dropped"
+            );
+        }
     }
 
     /// The frame `token` was acknowledged.
@@ -330,13 +352,25 @@ impl SendStream {
 }
 
 /// Writes one message if it fits whole.
-fn write_message(out: &mut PayloadWriter<'_>, seq: u64, m: &Message, now: Instant) -> bool {
+/// The message's encoding: its head word and remaining lifespan.
+fn message_head(m: &Message, now: Instant) -> (u64, Option<u64>) {
     let remaining = m
         .deadline
         .filter(|_| !m.tombstone)
         .map(|d| d.saturating_duration_since(now).as_micros() as u64);
     let head = (m.body.len() as u64) << 2 | u64::from(remaining.is_some()) << 1 | u64::from(m.tombstone);
-    let need = varint_len(seq) + varint_len(head) + remaining.map_or(0, varint_len) + m.body.len();
+    (head, remaining)
+}
+
+/// Bytes the message takes on the wire as sequence number `seq`.
+fn message_len(seq: u64, m: &Message, now: Instant) -> usize {
+    let (head, remaining) = message_head(m, now);
+    varint_len(seq) + varint_len(head) + remaining.map_or(0, varint_len) + m.body.len()
+}
+
+fn write_message(out: &mut PayloadWriter<'_>, seq: u64, m: &Message, now: Instant) -> bool {
+    let (head, remaining) = message_head(m, now);
+    let need = message_len(seq, m, now);
     if need > out.remaining() {
         return false;
     }
