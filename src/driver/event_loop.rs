@@ -7,6 +7,8 @@ use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -20,6 +22,17 @@ pub struct LoopSettings {
     pub trust_path: Option<PathBuf>,
     pub busy_poll: bool,
     pub adaptive_spin: Duration,
+    /// Which thread turns the loop ([`thread_mark`]), for the wake hook.
+    pub turner: Arc<AtomicUsize>,
+}
+
+thread_local! {
+    static MARK: u8 = const { 0 };
+}
+
+/// Tells threads apart: the address of a thread-local (never 0).
+pub fn thread_mark() -> usize {
+    MARK.with(|m| std::ptr::from_ref(m) as usize)
 }
 
 pub const SOCKET: Token = Token(0);
@@ -65,6 +78,7 @@ pub struct EventLoop {
     adaptive_spin: Duration,
     /// Until when the loop polls without sleeping (after traffic).
     spin_until: Instant,
+    turner: Arc<AtomicUsize>,
 }
 
 /// The trust store is saved at most this often while running.
@@ -83,6 +97,7 @@ impl EventLoop {
             trust_path,
             busy_poll,
             adaptive_spin,
+            turner,
         } = settings;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
@@ -115,6 +130,7 @@ impl EventLoop {
             last_save: None,
             adaptive_spin,
             spin_until: Instant::now(),
+            turner,
         })
     }
 
@@ -134,6 +150,9 @@ impl EventLoop {
     /// One pass: read, run due timers, send, hand events over, then wait
     /// for the socket, a command or the next timer (at most `max_wait`).
     pub fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
+        // This thread takes every wake before it sleeps: wakes raised on it
+        // need not ring the waker.
+        self.turner.store(thread_mark(), Ordering::Relaxed);
         let drained = self.receive()?;
         let now = Instant::now();
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
@@ -396,5 +415,19 @@ fn send_datagrams(
             tracing::debug!(error = %e, %destination, "send error");
             Sent::Failed
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thread_mark;
+
+    #[test]
+    fn thread_marks_tell_threads_apart_and_stay_put() {
+        let here = thread_mark();
+        assert_ne!(here, 0);
+        assert_eq!(thread_mark(), here);
+        let there = std::thread::spawn(thread_mark).join().unwrap();
+        assert_ne!(there, here);
     }
 }

@@ -16,6 +16,7 @@ pub use inline::InlineChannel;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -349,11 +350,17 @@ fn open(config: &ChannelConfig) -> Result<Opened, ChannelError> {
     )?;
     let poll = mio::Poll::new()?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), event_loop::WAKER)?);
-    // A courier woken from an application thread wakes the loop.
+    // A courier woken from an application thread wakes the loop. One woken
+    // on the thread that turns the loop needs no ring (an eventfd write per
+    // message): that thread takes the wake before it next sleeps.
+    let turner = Arc::new(AtomicUsize::new(0));
     let ring = Arc::clone(&waker);
+    let loop_thread = Arc::clone(&turner);
     endpoint.set_wake_hook(Some(Arc::new(move || {
-        // A failed wake only delays the data to the loop's next wake-up.
-        let _ = ring.wake();
+        if loop_thread.load(Ordering::Relaxed) != event_loop::thread_mark() {
+            // A failed wake only delays the data to the loop's next wake-up.
+            let _ = ring.wake();
+        }
     })));
     let (commands, cmd_rx) = bounded(1024);
     let (ev_tx, events) = bounded(config.event_capacity);
@@ -367,6 +374,7 @@ fn open(config: &ChannelConfig) -> Result<Opened, ChannelError> {
             trust_path: config.trust_path.clone(),
             busy_poll: config.busy_poll,
             adaptive_spin: config.adaptive_spin,
+            turner,
         },
     )?;
     Ok(Opened {
