@@ -82,7 +82,9 @@ impl CourierSlot {
         }
     }
 
-    fn read(&self) -> Cached {
+    /// The cached answers, read once after each change. Only for a courier
+    /// that accepted a waker: a polled one may change at any time.
+    fn cached(&self) -> Cached {
         if let Some(c) = self.cached.get() {
             return c;
         }
@@ -90,19 +92,22 @@ impl CourierSlot {
             mandate: self.courier.mandate(),
             next_timer: self.courier.next_timer(),
         };
-        // A polled courier may change at any time: never cached.
-        if self.waker_queued.is_some() {
-            self.cached.set(Some(c));
-        }
+        self.cached.set(Some(c));
         c
     }
 
     pub fn mandate(&self) -> Mandate {
-        self.read().mandate
+        if self.waker_queued.is_none() {
+            return self.courier.mandate();
+        }
+        self.cached().mandate
     }
 
     pub fn next_timer(&self) -> Option<Instant> {
-        self.read().next_timer
+        if self.waker_queued.is_none() {
+            return self.courier.next_timer();
+        }
+        self.cached().next_timer
     }
 
     /// The courier, to read.

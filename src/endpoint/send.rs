@@ -10,7 +10,7 @@ use crate::courier::{CourierContext, CourierScope, PayloadWriter};
 use crate::crypto::NodeId;
 use crate::event::DisconnectReason;
 use crate::scheduler::{self, Candidate};
-use crate::session::{AckDelayAnnouncement, FrameRecord, Session, MAX_APP_PINGS};
+use crate::session::{FrameRecord, Session, MAX_APP_PINGS};
 use crate::wire::{
     self, Header, PacketType, Writer, COURIER_FRAME_OVERHEAD, HEADER_LEN, MAX_PACKET_NUMBER, TAG_LEN,
 };
@@ -177,7 +177,7 @@ impl Endpoint {
         if !s.pongs_due.is_empty()
             || s.ping_due.is_some()
             || s.keepalive_due
-            || matches!(s.ack_delay_announcement, AckDelayAnnouncement::Due(_))
+            || s.ack_delay_announcement.is_due()
         {
             return Some(self.epoch);
         }

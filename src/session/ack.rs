@@ -115,6 +115,11 @@ impl AckDelayAnnouncement {
         }
     }
 
+    /// Not sent yet: the session should send a packet for it.
+    pub fn is_due(&self) -> bool {
+        matches!(self, Self::Due(_))
+    }
+
     /// The delay to write into the next packet, if any.
     pub fn to_send(&self) -> Option<Duration> {
         match *self {

@@ -244,7 +244,7 @@ impl SendStream {
                 self.stats.expired += 1;
                 self.events.push_back(StreamEvent::Expired(m.id));
             }
-            if !write_message(out, seq, m, now) {
+            if !write_message(out, seq, m, now, message_len(seq, m, now)) {
                 break;
             }
             self.resend.remove(&seq);
@@ -253,11 +253,12 @@ impl SendStream {
         }
         while self.resend.is_empty() && self.window_open() {
             let Some(m) = self.queue.front() else { break };
-            if message_len(self.next_seq, m, now) > out.largest_offer() {
+            let need = message_len(self.next_seq, m, now);
+            if need > out.largest_offer() {
                 self.drop_oversized();
                 continue;
             }
-            if !write_message(out, self.next_seq, m, now) {
+            if !write_message(out, self.next_seq, m, now, need) {
                 break;
             }
             let Some(mut m) = self.queue.pop_front() else {
@@ -368,9 +369,9 @@ fn message_len(seq: u64, m: &Message, now: Instant) -> usize {
     varint_len(seq) + varint_len(head) + remaining.map_or(0, varint_len) + m.body.len()
 }
 
-fn write_message(out: &mut PayloadWriter<'_>, seq: u64, m: &Message, now: Instant) -> bool {
+/// Writes the message as `seq`, `need` bytes ([`message_len`]), if it fits.
+fn write_message(out: &mut PayloadWriter<'_>, seq: u64, m: &Message, now: Instant, need: usize) -> bool {
     let (head, remaining) = message_head(m, now);
-    let need = message_len(seq, m, now);
     if need > out.remaining() {
         return false;
     }
