@@ -1,11 +1,10 @@
 //! Session keys: HKDF-SHA256 over the X25519 shared secret, salted with the
 //! handshake transcript hash, gives one AES-256-GCM key and IV per direction.
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
+use super::gcm::Aes256Gcm;
 use crate::wire::TAG_LEN;
 
 /// The packet failed authentication (tampered, wrong key, or forged).
@@ -29,28 +28,27 @@ impl std::fmt::Debug for DirectionKeys {
 impl DirectionKeys {
     fn new(key: &[u8; 32], iv: [u8; 12]) -> Self {
         Self {
-            cipher: Aes256Gcm::new(key.into()),
+            cipher: Aes256Gcm::new(key),
             iv,
         }
     }
 
     /// The per-packet nonce: the IV XOR the packet number (RFC 9001 §5.3),
     /// unique as long as packet numbers never repeat under this key.
-    fn nonce(&self, packet_number: u64) -> Nonce<aes_gcm::aead::consts::U12> {
+    fn nonce(&self, packet_number: u64) -> [u8; 12] {
         let mut n = self.iv;
         for (dst, src) in n[4..].iter_mut().zip(packet_number.to_be_bytes()) {
             *dst ^= src;
         }
-        n.into()
+        n
     }
 
     /// Encrypts `body` in place with `header` as associated data and returns
     /// the tag.
     pub fn seal(&self, packet_number: u64, header: &[u8], body: &mut [u8]) -> [u8; TAG_LEN] {
-        // AES-GCM only fails for inputs over 64 GiB; our bodies are < 1500 B.
+        // GCM only refuses texts over 64 GiB; bodies fit in a datagram.
         self.cipher
-            .encrypt_in_place_detached(&self.nonce(packet_number), header, body)
-            .map(Into::into)
+            .seal(&self.nonce(packet_number), header, body)
             .unwrap_or([0; TAG_LEN])
     }
 
@@ -64,7 +62,7 @@ impl DirectionKeys {
     ) -> Result<(), OpenError> {
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError)?;
         self.cipher
-            .decrypt_in_place_detached(&self.nonce(packet_number), header, body, Tag::from_slice(tag))
+            .open(&self.nonce(packet_number), header, body, tag)
             .map_err(|_| OpenError)
     }
 }

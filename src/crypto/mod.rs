@@ -1,6 +1,7 @@
 //! Cryptography: node identities (RSA), session key agreement (X25519 +
 //! HKDF-SHA256), packet protection (AES-256-GCM) and the replay window.
 
+mod gcm;
 mod identity;
 mod keys;
 mod replay;
