@@ -35,6 +35,12 @@ pub struct Aes256Gcm {
     ghash: GHash,
 }
 
+/// Counter blocks J0, J0 + 1, ... encrypted; `len` of them are used.
+struct FirstBatch {
+    blocks: [Block; BATCH],
+    len: usize,
+}
+
 /// The text was longer than GCM allows, or the tag did not authenticate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GcmError;
@@ -60,9 +66,10 @@ impl Aes256Gcm {
         text: &mut [u8],
     ) -> Result<[u8; TAG_LEN], GcmError> {
         check_lengths(aad, text)?;
-        let mask = self.apply_counter_mode(nonce, text);
+        let first = self.first_batch(nonce, text.len());
+        self.apply_keystream(nonce, text, &first);
         let mut tag: [u8; TAG_LEN] = self.hash(aad, text).finalize().into();
-        xor_in(&mut tag, &mask);
+        xor_in(&mut tag, &first.blocks[0].into());
         Ok(tag)
     }
 
@@ -76,37 +83,35 @@ impl Aes256Gcm {
         tag: &[u8; TAG_LEN],
     ) -> Result<(), GcmError> {
         check_lengths(aad, text)?;
+        let first = self.first_batch(nonce, text.len());
         // GHASH(..) == tag ^ E(K, J0), compared in constant time.
         let mut expected = *tag;
-        xor_in(&mut expected, &self.counter_block(nonce, 1));
+        xor_in(&mut expected, &first.blocks[0].into());
         self.hash(aad, text)
             .verify(&expected.into())
             .map_err(|_| GcmError)?;
-        self.apply_counter_mode(nonce, text);
+        self.apply_keystream(nonce, text, &first);
         Ok(())
     }
 
-    /// E(K, nonce || counter).
-    fn counter_block(&self, nonce: &[u8; NONCE_LEN], counter: u32) -> [u8; TAG_LEN] {
-        let mut block = [Block::default()];
-        fill_counters(&mut block, nonce, counter);
-        self.aes.encrypt_blocks(&mut block);
-        block[0].into()
+    /// E(K, J0), the tag's mask, and the keystream of the text's first
+    /// blocks, in one AES call (all of a small packet's).
+    fn first_batch(&self, nonce: &[u8; NONCE_LEN], text_len: usize) -> FirstBatch {
+        let mut blocks = [Block::default(); BATCH];
+        let len = 1 + text_len.min((BATCH - 1) * BLOCK).div_ceil(BLOCK);
+        fill_counters(&mut blocks[..len], nonce, 1);
+        self.aes.encrypt_blocks(&mut blocks[..len]);
+        FirstBatch { blocks, len }
     }
 
-    /// XORs the keystream from counter 2 into `text` and returns E(K, J0),
-    /// the tag's mask, encrypted in the first batch with the text's first
-    /// blocks (one AES call for a small packet).
-    fn apply_counter_mode(&self, nonce: &[u8; NONCE_LEN], text: &mut [u8]) -> [u8; TAG_LEN] {
+    /// XORs the keystream from counter 2 into `text`: `first`'s, then the
+    /// rest's, eight blocks per AES call.
+    fn apply_keystream(&self, nonce: &[u8; NONCE_LEN], text: &mut [u8], first: &FirstBatch) {
+        let (head, rest) = text.split_at_mut(text.len().min((BATCH - 1) * BLOCK));
+        xor_keystream(head, &first.blocks[1..first.len]);
         let mut blocks = [Block::default(); BATCH];
-        let (first, rest) = text.split_at_mut(text.len().min((BATCH - 1) * BLOCK));
-        let n = 1 + first.len().div_ceil(BLOCK);
-        fill_counters(&mut blocks[..n], nonce, 1);
-        self.aes.encrypt_blocks(&mut blocks[..n]);
-        xor_keystream(first, &blocks[1..n]);
-        let mask = blocks[0].into();
         // `check_lengths` keeps the counter below 2^32 until the last batch.
-        let mut counter = 1 + n as u32;
+        let mut counter = 1 + first.len as u32;
         for chunk in rest.chunks_mut(BATCH * BLOCK) {
             let n = chunk.len().div_ceil(BLOCK);
             fill_counters(&mut blocks[..n], nonce, counter);
@@ -114,7 +119,6 @@ impl Aes256Gcm {
             xor_keystream(chunk, &blocks[..n]);
             counter = counter.wrapping_add(n as u32);
         }
-        mask
     }
 
     /// GHASH over the padded `aad`, the padded ciphertext and their bit

@@ -4,42 +4,53 @@
 
 use std::time::{Duration, Instant};
 
+/// Token amounts are kept in byte-nanoseconds per second (bytes x 10^9):
+/// `elapsed ns x rate` adds whole units, so the bucket is exact integer
+/// arithmetic (no float rounding, no `Duration::from_secs_f64` per packet).
+const UNITS_PER_BYTE: i128 = 1_000_000_000;
+
 #[derive(Debug, Clone)]
 pub struct Pacer {
     /// Bytes per second.
     rate: u64,
-    burst: f64,
-    tokens: f64,
+    burst: i128,
+    /// Below zero after a packet larger than what was left.
+    tokens: i128,
     last: Instant,
 }
 
 impl Pacer {
     pub fn new(now: Instant, rate: u64, burst_bytes: usize) -> Self {
+        let burst = burst_bytes as i128 * UNITS_PER_BYTE;
         Self {
             rate: rate.max(1),
-            burst: burst_bytes as f64,
-            tokens: burst_bytes as f64,
+            burst,
+            tokens: burst,
             last: now,
         }
     }
 
-    fn refill(&mut self, now: Instant) {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + dt * self.rate as f64).min(self.burst);
-        self.last = self.last.max(now);
+    /// The bucket at `now` (never before `last`).
+    fn tokens_at(&self, now: Instant) -> i128 {
+        let elapsed = now.saturating_duration_since(self.last).as_nanos();
+        // Capped first: a long-idle session's elapsed time times a high
+        // rate would not fit.
+        let cap = (self.burst - self.tokens).max(0) as u128 / u128::from(self.rate) + 1;
+        let gained = (elapsed.min(cap) * u128::from(self.rate)) as i128;
+        (self.tokens + gained).min(self.burst)
     }
 
     /// When a packet of `len` bytes may go (now, or later). One larger than
     /// the bucket goes when the bucket is full: it could never wait for more.
     pub fn ready_at(&self, now: Instant, len: usize) -> Instant {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        let tokens = (self.tokens + dt * self.rate as f64).min(self.burst);
-        let len = (len as f64).min(self.burst);
-        if tokens >= len {
-            now
-        } else {
-            now + Duration::from_secs_f64((len - tokens) / self.rate as f64)
+        let tokens = self.tokens_at(now);
+        let need = (len as i128 * UNITS_PER_BYTE).min(self.burst);
+        if tokens >= need {
+            return now;
         }
+        let short = (need - tokens) as u128;
+        let wait_ns = short.div_ceil(u128::from(self.rate));
+        now + Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX))
     }
 
     /// When a packet of `len` bytes may go, judged from the last send (the
@@ -57,8 +68,8 @@ impl Pacer {
     }
 
     pub fn on_sent(&mut self, now: Instant, len: usize) {
-        self.refill(now);
-        self.tokens -= len as f64;
+        self.tokens = self.tokens_at(now) - len as i128 * UNITS_PER_BYTE;
+        self.last = self.last.max(now);
     }
 }
 
@@ -84,5 +95,25 @@ mod tests {
         let at = p.ready_at(t0, 5000);
         assert_eq!(at, t0 + Duration::from_secs(1));
         assert_eq!(p.ready_at(at, 5000), at, "a full bucket lets it go");
+    }
+
+    #[test]
+    fn a_long_idle_fast_pacer_neither_overflows_nor_exceeds_its_burst() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, u64::MAX, 1000);
+        p.on_sent(t0, 1000);
+        let later = t0 + Duration::from_secs(86_400 * 365);
+        assert_eq!(p.ready_at(later, 1000), later);
+        p.on_sent(later, 1000);
+        assert!(p.ready_at(later, 1) > later, "the burst was spent");
+    }
+
+    #[test]
+    fn waits_round_up_to_the_nanosecond() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, 3, 3);
+        p.on_sent(t0, 3);
+        // One byte at 3 B/s: 333,333,333.3 ns, so 333,333,334.
+        assert_eq!(p.ready_at(t0, 1), t0 + Duration::from_nanos(333_333_334));
     }
 }
