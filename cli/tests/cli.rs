@@ -152,7 +152,7 @@ fn send_and_recv_move_a_file_intact() {
             &format!("127.0.0.1:{pa}"),
         ],
     );
-    assert!(out.contains("verified sha256"), "{out}");
+    assert!(out.contains("verified blake3"), "{out}");
     assert!(recv
         .expect_line(Duration::from_secs(10), |l| l.starts_with("received"))
         .is_some());

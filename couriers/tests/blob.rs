@@ -8,7 +8,6 @@ use octolink::sim::{LinkConfig, Sim};
 use octolink::{Courier, CourierContext, CourierHandle, CourierId, EndpointConfig};
 use octolink_couriers::blob::{Acceptor, BlobConfig, BlobSource};
 use octolink_couriers::{BlobCourier, BlobEvent};
-use sha2::{Digest, Sha256};
 
 const ID: CourierId = CourierId(5);
 
@@ -31,8 +30,8 @@ impl BlobSource for Pattern {
     }
 }
 
-fn pattern_sha(size: u64) -> [u8; 32] {
-    let mut h = Sha256::new();
+fn pattern_digest(size: u64) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut p = Pattern { size };
     let mut off = 0;
@@ -125,10 +124,10 @@ fn a_64_mib_blob_under_10_percent_loss_reorder_and_duplication_arrives_byte_iden
         .send(now, Box::new(Pattern { size }), size, "map.bin", 10)
         .unwrap();
     let (ev0, ev1, max_book) = run_transfer(&mut p, id, Duration::from_secs(3600));
-    let expected = pattern_sha(size);
+    let expected = pattern_digest(size);
     assert!(
         ev0.iter()
-            .any(|e| matches!(e, BlobEvent::Completed { sha256, outgoing: true, .. } if *sha256 == expected)),
+            .any(|e| matches!(e, BlobEvent::Completed { digest, outgoing: true, .. } if *digest == expected)),
         "sender: {:?}",
         ev0.iter()
             .filter(|e| !matches!(e, BlobEvent::Progress { .. }))
@@ -146,7 +145,7 @@ fn a_64_mib_blob_under_10_percent_loss_reorder_and_duplication_arrives_byte_iden
         })
         .expect("receiver completed");
     let mut f = std::fs::File::open(&path).unwrap();
-    let mut h = Sha256::new();
+    let mut h = blake3::Hasher::new();
     std::io::copy(&mut f, &mut h).unwrap();
     assert_eq!(<[u8; 32]>::from(h.finalize()), expected, "byte-identical on disk");
     assert_eq!(std::fs::metadata(&path).unwrap().len(), size);
@@ -335,9 +334,9 @@ mod reassembly {
             let now = p.sim.now();
             let id = blob(&mut p, 0).send(now, Box::new(data.clone()), size, "r", 1).unwrap();
             let (ev0, ev1, _) = run_transfer(&mut p, id, Duration::from_secs(600));
-            let sha: [u8; 32] = Sha256::digest(&data).into();
+            let expected: [u8; 32] = blake3::hash(&data).into();
             let completed = |events: &[BlobEvent], side: bool| {
-                events.iter().any(|e| matches!(e, BlobEvent::Completed { sha256, outgoing, .. } if *sha256 == sha && *outgoing == side))
+                events.iter().any(|e| matches!(e, BlobEvent::Completed { digest, outgoing, .. } if *digest == expected && *outgoing == side))
             };
             prop_assert!(completed(&ev0, true), "sender did not complete");
             prop_assert!(completed(&ev1, false), "receiver did not complete");

@@ -17,7 +17,6 @@ use octolink::{CourierHandle, CourierId, CourierScope, EndpointConfig};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
 use octolink_couriers::{AgentState, AgentStateConfig, BlobCourier, BlobEvent, MessageCourier};
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
 
 struct Counting;
 
@@ -118,8 +117,8 @@ fn drain(
     }
     let c = sim.nodes[1].endpoint.courier_mut::<BlobCourier>(b1).unwrap();
     for e in std::iter::from_fn(|| c.poll_event()) {
-        if let BlobEvent::Completed { sha256, .. } = e {
-            seen.blob_done = Some(sha256);
+        if let BlobEvent::Completed { digest, .. } = e {
+            seen.blob_done = Some(digest);
         }
     }
 }
@@ -222,9 +221,9 @@ fn run_seed(seed: u64) {
         .any(|e| matches!(e, BlobEvent::Failed { id, .. } if id == blob_id));
     // Blob integrity: it completes byte-exact, or its failure is reported
     // (a restart, or a partition past the idle timeout, ends the session).
-    let expected: [u8; 32] = Sha256::digest(&blob).into();
+    let expected: [u8; 32] = blake3::hash(&blob).into();
     match blob_done {
-        Some(sha) => assert_eq!(sha, expected, "seed {seed}: corrupt blob"),
+        Some(got) => assert_eq!(got, expected, "seed {seed}: corrupt blob"),
         None => assert!(
             blob_failed,
             "seed {seed}: blob {blob_id} neither completed nor failed ({sc:?})"

@@ -177,7 +177,7 @@ pub fn run(w: &Work, busy: bool) -> Results {
         lossy1_mib_s: lossy(0.01),
         lossy5_mib_s: lossy(0.05),
         handshake: handshake(busy),
-        notes: vec!["bulk checksum: SHA-256 verified by the receiving BlobCourier".into()],
+        notes: vec!["bulk checksum: BLAKE3 digest verified by the receiving BlobCourier".into()],
     }
 }
 

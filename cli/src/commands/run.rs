@@ -65,12 +65,12 @@ fn print_courier_news(node: &Node) -> Result<()> {
                 BlobEvent::Completed {
                     outgoing: false,
                     path,
-                    sha256,
+                    digest,
                     ..
                 } => println!(
-                    "received {} sha256 {}",
+                    "received {} blake3 {}",
                     path.map_or("(memory)".into(), |p| p.display().to_string()),
-                    hex(&sha256)
+                    hex(&digest)
                 ),
                 BlobEvent::Failed { reason, .. } => println!("transfer failed: {reason}"),
                 _ => {}

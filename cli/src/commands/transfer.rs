@@ -48,7 +48,7 @@ pub fn send(home: &Home, peer: &str, file: &Path, bind: SocketAddr) -> Result<()
                     bar.set_position(progress.done);
                     last_progress = Instant::now();
                 }
-                BlobEvent::Completed { id: i, sha256, .. } if i == id => done = Some(Ok(sha256)),
+                BlobEvent::Completed { id: i, digest, .. } if i == id => done = Some(Ok(digest)),
                 BlobEvent::Failed { id: i, reason, .. } | BlobEvent::Cancelled { id: i, reason, .. }
                     if i == id =>
                 {
@@ -74,13 +74,13 @@ pub fn send(home: &Home, peer: &str, file: &Path, bind: SocketAddr) -> Result<()
         .find(|s| s.peer == peer);
     node.channel.shutdown()?;
     match outcome {
-        Ok(sha) => {
+        Ok(digest) => {
             println!(
-                "sent {} ({size} bytes) in {:.2} s, {:.2} MiB/s, verified sha256 {}",
+                "sent {} ({size} bytes) in {:.2} s, {:.2} MiB/s, verified blake3 {}",
                 file.display(),
                 took.as_secs_f64(),
                 size as f64 / took.as_secs_f64().max(1e-9) / f64::from(1 << 20),
-                hex(&sha)
+                hex(&digest)
             );
             if let Some(s) = link {
                 println!(
@@ -135,12 +135,12 @@ pub fn recv(
                     BlobEvent::Completed {
                         outgoing: false,
                         path,
-                        sha256,
+                        digest,
                         ..
                     } => {
                         received += 1;
                         let p = path.map_or("(memory)".into(), |p| p.display().to_string());
-                        println!("received {p} sha256 {}", hex(&sha256));
+                        println!("received {p} blake3 {}", hex(&digest));
                     }
                     BlobEvent::Failed { reason, .. } => println!("transfer failed: {reason}"),
                     _ => {}

@@ -1,16 +1,15 @@
 //! One blob being received: chunks written in place (bounds-checked),
-//! which ranges arrived, and incremental verification of the SHA-256.
+//! which ranges arrived, and incremental verification of the BLAKE3 digest.
 
 use std::time::Instant;
-
-use sha2::{Digest, Sha256};
 
 use super::io::BlobSink;
 use super::progress::Meter;
 use super::ranges::RangeSet;
 
 /// Bytes read back and hashed per read, and the least worth a read (unless
-/// it is the end of the blob): few reads, and none holds the engine long.
+/// it is the end of the blob): few reads, none holds the engine long, and
+/// each is long enough for BLAKE3 to hash its chunks in parallel lanes.
 const VERIFY_STEP: usize = 64 * 1024;
 
 /// Why a chunk was refused.
@@ -26,7 +25,7 @@ pub struct Incoming {
     received: RangeSet,
     /// Everything below this has been read back and hashed.
     hashed_upto: u64,
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     pub expected: Option<[u8; 32]>,
     pub meter: Meter,
     buf: Vec<u8>,
@@ -47,7 +46,7 @@ impl Incoming {
             sink,
             received: RangeSet::new(),
             hashed_upto: 0,
-            hasher: Sha256::new(),
+            hasher: blake3::Hasher::new(),
             expected: None,
             meter: Meter::new(now, size),
             buf: Vec::new(),
@@ -106,7 +105,7 @@ impl Incoming {
         let Some(expected) = self.expected else {
             return Ok(Verdict::Pending);
         };
-        let got: [u8; 32] = self.hasher.clone().finalize().into();
+        let got: [u8; 32] = self.hasher.finalize().into();
         Ok(if got == expected {
             Verdict::Verified(got)
         } else {

@@ -7,9 +7,11 @@
 //! * Several blobs may be in flight; the highest priority goes first.
 //! * Progress (bytes acknowledged of total, rate, ETA), failure, cancel
 //!   (either side) and completion are reported as [`BlobEvent`]s.
-//! * The sender hashes the bytes as they first go out and sends the
-//!   SHA-256 at the end; the receiver hashes what it wrote, incrementally,
-//!   and confirms only on a match.
+//! * The sender hashes the bytes as they first go out and sends their
+//!   BLAKE3 digest at the end; the receiver hashes what it wrote,
+//!   incrementally, and confirms only on a match. (BLAKE3, not SHA-256:
+//!   hashing both ends was a third of a bulk transfer's time with SHA-256
+//!   at its hardware speed; BLAKE3 is about four times faster here.)
 //! * The announced size is checked against `max_incoming_size` before
 //!   anything is allocated, and every chunk write is bounds-checked.
 
@@ -101,11 +103,11 @@ pub enum BlobEvent {
         outgoing: bool,
         progress: Progress,
     },
-    /// Arrived whole, SHA-256 verified (on both sides).
+    /// Arrived whole, verified (on both sides) by its BLAKE3 digest.
     Completed {
         id: u64,
         outgoing: bool,
-        sha256: [u8; 32],
+        digest: [u8; 32],
         path: Option<PathBuf>,
     },
     /// Refused, broken, or the session ended.
@@ -371,9 +373,9 @@ impl BlobCourier {
                     });
                 }
             }
-            Control::Sent { id, sha256 } => {
+            Control::Sent { id, digest } => {
                 if let Some((inc, _)) = self.incoming.get_mut(&id) {
-                    inc.expected = Some(sha256);
+                    inc.expected = Some(digest);
                 }
                 self.verify(now, id);
             }
@@ -382,7 +384,7 @@ impl BlobCourier {
                     self.events.push_back(BlobEvent::Completed {
                         id,
                         outgoing: true,
-                        sha256: o.sha256.unwrap_or_default(),
+                        digest: o.digest.unwrap_or_default(),
                         path: None,
                     });
                 }
@@ -421,8 +423,8 @@ impl BlobCourier {
                     self.verify_due = Some(now);
                 }
             }
-            Verdict::Mismatch => self.fail_incoming(now, id, "SHA-256 mismatch"),
-            Verdict::Verified(sha256) => {
+            Verdict::Mismatch => self.fail_incoming(now, id, "digest mismatch"),
+            Verdict::Verified(digest) => {
                 if let Err(e) = inc.finish() {
                     return self.fail_incoming(now, id, &format!("cannot finish: {e}"));
                 }
@@ -432,7 +434,7 @@ impl BlobCourier {
                 self.events.push_back(BlobEvent::Completed {
                     id,
                     outgoing: false,
-                    sha256,
+                    digest,
                     path,
                 });
             }
@@ -469,10 +471,10 @@ impl BlobCourier {
             .outgoing
             .iter()
             .filter(|(_, o)| !o.sent_announced)
-            .filter_map(|(&id, o)| o.sha256.map(|h| (id, h)))
+            .filter_map(|(&id, o)| o.digest.map(|h| (id, h)))
             .collect();
-        for (id, sha256) in ready {
-            if self.control(now, &Control::Sent { id, sha256 }).is_ok() {
+        for (id, digest) in ready {
+            if self.control(now, &Control::Sent { id, digest }).is_ok() {
                 if let Some(o) = self.outgoing.get_mut(&id) {
                     o.sent_announced = true;
                 }

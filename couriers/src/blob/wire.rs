@@ -24,8 +24,9 @@ pub enum Control {
     Accept { id: u64 },
     /// Receiver → sender: no (too large, no room, ...).
     Reject { id: u64, reason: String },
-    /// Sender → receiver: every byte has been sent; this is its SHA-256.
-    Sent { id: u64, sha256: [u8; 32] },
+    /// Sender → receiver: every byte has been sent; this is its BLAKE3
+    /// digest.
+    Sent { id: u64, digest: [u8; 32] },
     /// Receiver → sender: arrived whole and verified.
     Done { id: u64 },
     /// Either way: stop. `from_sender` says whose transfer is meant.
