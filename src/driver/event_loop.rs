@@ -149,7 +149,10 @@ impl EventLoop {
 
     /// One pass: read, run due timers, send, hand events over, then wait
     /// for the socket, a command or the next timer (at most `max_wait`).
+    /// `max_wait` is given by a caller-driven loop ([`super::InlineChannel`])
+    /// and `None` on the loop thread.
     pub fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
+        let caller_driven = max_wait.is_some();
         // This thread takes every wake before it sleeps: wakes raised on it
         // need not ring the waker.
         self.turner.store(thread_mark(), Ordering::Relaxed);
@@ -164,11 +167,12 @@ impl EventLoop {
         // Readiness is edge-triggered: a socket left undrained raises no
         // new event, so come straight back for the rest.
         let spinning = self.busy_poll || Instant::now() < self.spin_until;
-        if drained && spinning {
+        if drained && spinning && !caller_driven {
             // Let a thread this loop just woke (the application's, with
             // a message) run now rather than at the end of our time slice:
             // with no core to spare that wait is milliseconds. With a core
-            // to spare it returns at once.
+            // to spare it returns at once. (A caller-driven loop runs on
+            // the application's thread: there is no one to yield to.)
             std::thread::yield_now();
         }
         let timeout = if !drained || spinning {
@@ -187,6 +191,12 @@ impl EventLoop {
             (Some(t), Some(m)) => Some(t.min(m)),
             (t, m) => t.or(m),
         };
+        if caller_driven && timeout == Some(Duration::ZERO) {
+            // A caller spinning on its turns reads the socket at the next
+            // one anyway: readiness only matters to a turn that sleeps
+            // (wakes left queued make its first sleep return at once).
+            return Ok(());
+        }
         match self.poll.poll(mio_events, timeout) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
