@@ -6,11 +6,7 @@ use std::time::Instant;
 use super::io::BlobSink;
 use super::progress::Meter;
 use super::ranges::RangeSet;
-
-/// Bytes read back and hashed per read, and the least worth a read (unless
-/// it is the end of the blob): few reads, none holds the engine long, and
-/// each is long enough for BLAKE3 to hash its chunks in parallel lanes.
-const VERIFY_STEP: usize = 64 * 1024;
+use super::HASH_STEP;
 
 /// Why a chunk was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +72,7 @@ impl Incoming {
     /// Hashes whatever contiguous data is new, a bounded step at a time.
     pub fn verify_step(&mut self) -> std::io::Result<Verdict> {
         if self.buf.is_empty() {
-            self.buf = vec![0u8; VERIFY_STEP];
+            self.buf = vec![0u8; HASH_STEP];
         }
         let mut budget = 4;
         while budget > 0 && self.hashed_upto < self.size {
@@ -87,8 +83,8 @@ impl Incoming {
             if end <= self.hashed_upto {
                 break;
             }
-            let n = ((end - self.hashed_upto) as usize).min(VERIFY_STEP);
-            if n < VERIFY_STEP && end < self.size {
+            let n = ((end - self.hashed_upto) as usize).min(HASH_STEP);
+            if n < HASH_STEP && end < self.size {
                 break;
             }
             let got = self.sink.read_at(self.hashed_upto, &mut self.buf[..n])?;
@@ -120,7 +116,7 @@ impl Incoming {
             .first()
             .filter(|&(s, _)| s == 0)
             .map_or(0, |(_, e)| e);
-        contiguous >= self.hashed_upto + VERIFY_STEP as u64
+        contiguous >= self.hashed_upto + HASH_STEP as u64
             || (contiguous == self.size && self.hashed_upto < self.size)
             || (self.size == 0 && self.expected.is_some())
     }

@@ -6,9 +6,7 @@ use std::time::Instant;
 use super::io::BlobSource;
 use super::progress::Meter;
 use super::ranges::RangeSet;
-
-/// Bytes hashed per call to the hasher (see [`Outgoing::absorb`]).
-const HASH_BLOCK: usize = 64 * 1024;
+use super::HASH_STEP;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutState {
@@ -30,7 +28,7 @@ pub struct Outgoing {
     /// or waiting in `unhashed`.
     first_sent_upto: u64,
     hasher: blake3::Hasher,
-    /// First-sent bytes gathered into one [`HASH_BLOCK`] for the hasher.
+    /// First-sent bytes gathered into one [`HASH_STEP`] for the hasher.
     unhashed: Vec<u8>,
     pub digest: Option<[u8; 32]>,
     /// Whether the Sent message (with the digest) has been queued.
@@ -92,19 +90,17 @@ impl Outgoing {
         Ok(())
     }
 
-    /// Hashes first-sent bytes a [`HASH_BLOCK`] at a time: BLAKE3 spreads
-    /// the 1 KiB chunks of one update over its SIMD lanes, which a packet's
-    /// chunk alone leaves idle (on the benchmark machine, 1.1 GB/s fed
-    /// 1422-byte pieces, 5.3 GB/s fed 64 KiB).
+    /// Hashes first-sent bytes a [`HASH_STEP`] at a time (a packet's chunk
+    /// alone would leave BLAKE3's SIMD lanes idle).
     fn absorb(&mut self, mut bytes: &[u8]) {
         if self.unhashed.capacity() == 0 {
-            self.unhashed = Vec::with_capacity(HASH_BLOCK.min(self.size as usize));
+            self.unhashed = Vec::with_capacity(HASH_STEP.min(self.size as usize));
         }
         while !bytes.is_empty() {
-            let take = (HASH_BLOCK - self.unhashed.len()).min(bytes.len());
+            let take = (HASH_STEP - self.unhashed.len()).min(bytes.len());
             self.unhashed.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.unhashed.len() == HASH_BLOCK {
+            if self.unhashed.len() == HASH_STEP {
                 self.hasher.update(&self.unhashed);
                 self.unhashed.clear();
             }
@@ -134,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_hash_covers_every_byte_once_even_when_resends_merge_with_new_data() {
-        // Longer than two hash blocks, so blocks and the tail both count.
+        // Longer than two hash steps, so whole steps and the tail both count.
         let data: Vec<u8> = (0..150_000u32).map(|i| (i * 7) as u8).collect();
         let now = Instant::now();
         let mut o = Outgoing::new(now, Box::new(data.clone()), data.len() as u64, 1);
