@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Interest, Poll, Token};
 
-use super::{ChannelError, Command, SHUTDOWN_DRAIN, SHUTDOWN_LINGER};
+use super::{ChannelError, Command, SHUTDOWN_LINGER};
 use crate::{Endpoint, Event};
 
 /// How the loop behaves, from the channel's configuration.
@@ -22,6 +22,7 @@ pub struct LoopSettings {
     pub trust_path: Option<PathBuf>,
     pub busy_poll: bool,
     pub adaptive_spin: Duration,
+    pub shutdown_drain: Duration,
     /// Which thread turns the loop ([`thread_mark`]), for the wake hook.
     pub turner: Arc<AtomicUsize>,
 }
@@ -76,6 +77,7 @@ pub struct EventLoop {
     trust_dirty: bool,
     last_save: Option<Instant>,
     adaptive_spin: Duration,
+    shutdown_drain: Duration,
     /// Until when the loop polls without sleeping (after traffic).
     spin_until: Instant,
     turner: Arc<AtomicUsize>,
@@ -97,6 +99,7 @@ impl EventLoop {
             trust_path,
             busy_poll,
             adaptive_spin,
+            shutdown_drain,
             turner,
         } = settings;
         poll.registry()
@@ -129,6 +132,7 @@ impl EventLoop {
             trust_dirty: false,
             last_save: None,
             adaptive_spin,
+            shutdown_drain,
             spin_until: Instant::now(),
             turner,
         })
@@ -368,7 +372,7 @@ impl EventLoop {
         // couriers' reliable messages count: a session always has some
         // keepalive or state packet in flight.
         let mut mio_events = Events::with_capacity(16);
-        let until = Instant::now() + SHUTDOWN_DRAIN;
+        let until = Instant::now() + self.shutdown_drain;
         while self.endpoint.has_unsettled() && Instant::now() < until {
             self.turn(&mut mio_events, Some(Duration::from_millis(5)))?;
         }

@@ -133,7 +133,8 @@ impl InlineChannel {
         self.node_id
     }
 
-    /// Closes every session (close frames are sent, after up to a second
+    /// Closes every session (close frames are sent, after up to
+    /// [`ChannelConfig::shutdown_drain`](crate::ChannelConfig::shutdown_drain)
     /// for unacknowledged courier messages) and saves the trust store.
     pub fn shutdown(mut self) -> Result<(), ChannelError> {
         self.stopped = true;

@@ -57,6 +57,12 @@ pub struct ChannelConfig {
     /// holds a full congestion window of a fast loopback or LAN transfer.
     /// Linux caps the request at `net.core.rmem_max` / `wmem_max`.
     pub socket_buffer: usize,
+    /// How long shutdown waits at most for couriers' reliable messages (a
+    /// transfer's completion, a last command) to be acknowledged before it
+    /// closes the sessions. It returns as soon as they are; the bound only
+    /// matters on a lossy or dead link, where each retransmission waits a
+    /// backed-off probe timeout (several hundred ms on a 100 ms path).
+    pub shutdown_drain: Duration,
 }
 
 impl ChannelConfig {
@@ -71,6 +77,7 @@ impl ChannelConfig {
             adaptive_spin: Duration::ZERO,
             event_capacity: 65_536,
             socket_buffer: 2 << 20,
+            shutdown_drain: Duration::from_secs(5),
         }
     }
 }
@@ -374,6 +381,7 @@ fn open(config: &ChannelConfig) -> Result<Opened, ChannelError> {
             trust_path: config.trust_path.clone(),
             busy_poll: config.busy_poll,
             adaptive_spin: config.adaptive_spin,
+            shutdown_drain: config.shutdown_drain,
             turner,
         },
     )?;
@@ -408,6 +416,3 @@ fn wait_for_event(
 
 /// How long the loop lingers at shutdown for close frames to go out.
 const SHUTDOWN_LINGER: Duration = Duration::from_millis(20);
-/// How long shutdown waits at most for sent packets to be acknowledged
-/// (several probe timeouts on a 100 ms, lossy link).
-const SHUTDOWN_DRAIN: Duration = Duration::from_secs(1);
