@@ -1,44 +1,25 @@
-//! AES-256-GCM (NIST SP 800-38D, 96-bit nonces, 128-bit tags), put together
-//! from RustCrypto's `aes` block cipher and `ghash` hash.
+//! AES-256-GCM (NIST SP 800-38D, 96-bit nonces, 128-bit tags) through
+//! `ring`.
 //!
-//! Why not `aes_gcm::Aes256Gcm`: aes-gcm 0.10 hashes one 16-byte block per
-//! GF(2^128) reduction (ghash 0.5), the largest single cost of a bulk
-//! transfer; ghash 0.6 folds four blocks into each. aes-gcm 0.11 has it, but
-//! its AES takes a VAES-512 path whose setup makes a 100-byte packet 60 %
-//! slower. This pairing seals a 1400-byte packet 1.9x faster than aes-gcm
-//! 0.10 and a 96-byte one as fast. Its output is aes-gcm's, byte for byte:
-//! NIST vectors and a property test against the `aes-gcm` crate check it.
+//! Why `ring`: its AES-GCM interleaves AES-NI and carry-less-multiply
+//! GHASH in one assembly loop (VAES/VPCLMULQDQ where the CPU has them).
+//! RustCrypto's parts (`aes` 0.8 with `ghash` 0.6, this module before)
+//! seal and open a 1422-byte packet in 1.34 µs, ring in 0.45 µs, and a
+//! 64-byte one in 227 against 146 ns: AEAD was over a third of a bulk
+//! transfer's time. Its output is aes-gcm's, byte for byte: NIST vectors
+//! and a property test against the `aes-gcm` crate check it.
 
-use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::{Aes256Enc, Block};
-use ghash::universal_hash::UniversalHash;
-use ghash::GHash;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 
 /// Authentication tag length.
 pub const TAG_LEN: usize = 16;
 /// Nonce length.
 pub const NONCE_LEN: usize = 12;
 
-/// Longest plaintext GCM allows under one nonce (2^39 - 256 bits); a 32-bit
-/// block counter would wrap beyond it.
-const MAX_TEXT: u64 = (1 << 36) - 32;
-
-/// Counter blocks encrypted per AES call: the AES-NI backend pipelines
-/// eight.
-const BATCH: usize = 8;
-const BLOCK: usize = 16;
-
-/// One AES-256-GCM key: the expanded AES key and the hash key H.
+/// One AES-256-GCM key, expanded.
 #[derive(Clone)]
 pub struct Aes256Gcm {
-    aes: Aes256Enc,
-    ghash: GHash,
-}
-
-/// Counter blocks J0, J0 + 1, ... encrypted; `len` of them are used.
-struct FirstBatch {
-    blocks: [Block; BATCH],
-    len: usize,
+    key: LessSafeKey,
 }
 
 /// The text was longer than GCM allows, or the tag did not authenticate.
@@ -48,13 +29,11 @@ pub struct GcmError;
 impl Aes256Gcm {
     /// Expands `key`.
     pub fn new(key: &[u8; 32]) -> Self {
-        let aes = Aes256Enc::new(key.into());
-        let mut h = Block::default();
-        aes.encrypt_block(&mut h);
-        let h: [u8; 16] = h.into();
+        // ring refuses only a key of the wrong length, which the type rules
+        // out.
+        let unbound = UnboundKey::new(&AES_256_GCM, key).unwrap_or_else(|_| unreachable!());
         Self {
-            aes,
-            ghash: GHash::new(&h.into()),
+            key: LessSafeKey::new(unbound),
         }
     }
 
@@ -65,16 +44,15 @@ impl Aes256Gcm {
         aad: &[u8],
         text: &mut [u8],
     ) -> Result<[u8; TAG_LEN], GcmError> {
-        check_lengths(aad, text)?;
-        let first = self.first_batch(nonce, text.len());
-        self.apply_keystream(nonce, text, &first);
-        let mut tag: [u8; TAG_LEN] = self.hash(aad, text).finalize().into();
-        xor_in(&mut tag, &first.blocks[0].into());
-        Ok(tag)
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(*nonce), Aad::from(aad), text)
+            .map_err(|_| GcmError)?;
+        tag.as_ref().try_into().map_err(|_| GcmError)
     }
 
-    /// Checks `tag` over `aad` and `text`, then decrypts `text` in place.
-    /// On failure `text` is left as it was.
+    /// Checks `tag` over `aad` and `text`, decrypting `text` in place. On
+    /// failure `text` is zeroed: no unauthenticated plaintext is ever seen.
     pub fn open(
         &self,
         nonce: &[u8; NONCE_LEN],
@@ -82,95 +60,16 @@ impl Aes256Gcm {
         text: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), GcmError> {
-        check_lengths(aad, text)?;
-        let first = self.first_batch(nonce, text.len());
-        // GHASH(..) == tag ^ E(K, J0), compared in constant time.
-        let mut expected = *tag;
-        xor_in(&mut expected, &first.blocks[0].into());
-        self.hash(aad, text)
-            .verify(&expected.into())
-            .map_err(|_| GcmError)?;
-        self.apply_keystream(nonce, text, &first);
-        Ok(())
-    }
-
-    /// E(K, J0), the tag's mask, and the keystream of the text's first
-    /// blocks, in one AES call (all of a small packet's).
-    fn first_batch(&self, nonce: &[u8; NONCE_LEN], text_len: usize) -> FirstBatch {
-        let mut blocks = [Block::default(); BATCH];
-        let len = 1 + text_len.min((BATCH - 1) * BLOCK).div_ceil(BLOCK);
-        fill_counters(&mut blocks[..len], nonce, 1);
-        self.aes.encrypt_blocks(&mut blocks[..len]);
-        FirstBatch { blocks, len }
-    }
-
-    /// XORs the keystream from counter 2 into `text`: `first`'s, then the
-    /// rest's, eight blocks per AES call.
-    fn apply_keystream(&self, nonce: &[u8; NONCE_LEN], text: &mut [u8], first: &FirstBatch) {
-        let (head, rest) = text.split_at_mut(text.len().min((BATCH - 1) * BLOCK));
-        xor_keystream(head, &first.blocks[1..first.len]);
-        let mut blocks = [Block::default(); BATCH];
-        // `check_lengths` keeps the counter below 2^32 until the last batch.
-        let mut counter = 1 + first.len as u32;
-        for chunk in rest.chunks_mut(BATCH * BLOCK) {
-            let n = chunk.len().div_ceil(BLOCK);
-            fill_counters(&mut blocks[..n], nonce, counter);
-            self.aes.encrypt_blocks(&mut blocks[..n]);
-            xor_keystream(chunk, &blocks[..n]);
-            counter = counter.wrapping_add(n as u32);
-        }
-    }
-
-    /// GHASH over the padded `aad`, the padded ciphertext and their bit
-    /// lengths.
-    fn hash(&self, aad: &[u8], ciphertext: &[u8]) -> GHash {
-        let mut g = self.ghash.clone();
-        g.update_padded(aad);
-        g.update_padded(ciphertext);
-        let mut lengths = [0u8; 16];
-        lengths[..8].copy_from_slice(&bits(aad).to_be_bytes());
-        lengths[8..].copy_from_slice(&bits(ciphertext).to_be_bytes());
-        g.update(&[lengths.into()]);
-        g
-    }
-}
-
-fn check_lengths(aad: &[u8], text: &[u8]) -> Result<(), GcmError> {
-    if text.len() as u64 > MAX_TEXT || aad.len() as u64 > MAX_TEXT {
-        return Err(GcmError);
-    }
-    Ok(())
-}
-
-/// Counter blocks `nonce || counter`, `nonce || counter + 1`, ...
-fn fill_counters(blocks: &mut [Block], nonce: &[u8; NONCE_LEN], counter: u32) {
-    for (i, b) in blocks.iter_mut().enumerate() {
-        b[..NONCE_LEN].copy_from_slice(nonce);
-        b[NONCE_LEN..].copy_from_slice(&counter.wrapping_add(i as u32).to_be_bytes());
-    }
-}
-
-fn xor_keystream(text: &mut [u8], keystream: &[Block]) {
-    for (chunk, ks) in text.chunks_mut(BLOCK).zip(keystream) {
-        if let Ok(full) = <&mut [u8; BLOCK]>::try_from(&mut *chunk) {
-            // Whole blocks as one 128-bit XOR each.
-            let k: [u8; BLOCK] = (*ks).into();
-            *full = (u128::from_ne_bytes(*full) ^ u128::from_ne_bytes(k)).to_ne_bytes();
-        } else {
-            for (t, k) in chunk.iter_mut().zip(ks.iter()) {
-                *t ^= k;
-            }
-        }
-    }
-}
-
-fn bits(bytes: &[u8]) -> u64 {
-    (bytes.len() as u64) * 8
-}
-
-fn xor_in(dst: &mut [u8; TAG_LEN], src: &[u8; TAG_LEN]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d ^= s;
+        self.key
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                Tag::from(*tag),
+                text,
+                0..,
+            )
+            .map(|_| ())
+            .map_err(|_| GcmError)
     }
 }
 
@@ -237,7 +136,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_bit_anywhere_fails_and_leaves_the_text_alone() {
+    fn a_flipped_bit_anywhere_fails_and_exposes_no_plaintext() {
         let gcm = Aes256Gcm::new(&[3; 32]);
         let nonce = [5; 12];
         let aad = [1u8; 14];
@@ -252,9 +151,8 @@ mod tests {
                 b if b < 14 + t.len() => t[b - 14] ^= flip,
                 b => g[b - 14 - t.len()] ^= flip,
             }
-            let before = t;
             assert_eq!(gcm.open(&nonce, &a, &mut t, &g), Err(GcmError), "bit {bit}");
-            assert_eq!(t, before, "bit {bit}: a rejected text is not decrypted");
+            assert!(t.iter().all(|&b| b == 0), "bit {bit}: a rejected text is zeroed");
         }
     }
 

@@ -141,14 +141,32 @@ fn bulk(
     let deadline = t + budget;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(2));
-        let done = p
+        let outcome = p
             .server
             .with_courier::<BlobCourier, _>(rx, |c, _| {
-                std::iter::from_fn(|| c.poll_event()).any(|e| matches!(e, BlobEvent::Completed { .. }))
+                std::iter::from_fn(|| c.poll_event()).find_map(|e| match e {
+                    BlobEvent::Completed { .. } => Some(Ok(())),
+                    BlobEvent::Failed { reason, .. } | BlobEvent::Cancelled { reason, .. } => {
+                        Some(Err(reason))
+                    }
+                    _ => None,
+                })
             })
             .ok()?;
-        if done {
-            return Some(mib_per_s(bytes, t.elapsed()));
+        match outcome {
+            Some(Ok(())) => return Some(mib_per_s(bytes, t.elapsed())),
+            Some(Err(reason)) => {
+                eprintln!("octolink API bulk failed: {reason}");
+                return None;
+            }
+            None => {}
+        }
+    }
+    // A stall is a finding: say where each side stood.
+    for (side, ch) in [("client", &p.client), ("server", &p.server)] {
+        if let Ok(s) = ch.stats() {
+            eprintln!("octolink API bulk stalled; {side}: {:?}", s.sessions);
+            eprintln!("  {side} drops: {:?}; couriers: {:?}", s.drops, s.couriers);
         }
     }
     None
