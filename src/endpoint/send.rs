@@ -447,13 +447,27 @@ impl Endpoint {
         if acked {
             s.acks.on_ack_sent();
         }
-        s.recovery
-            .on_sent(header.packet_number, now, len, eliciting, &frames);
+        let mut forgotten = crate::session::Outcome::default();
+        s.recovery.on_sent(
+            header.packet_number,
+            now,
+            len,
+            eliciting,
+            &frames,
+            &mut self.lost_scratch,
+            &mut forgotten,
+        );
+        if forgotten.lost_packets > 0 {
+            super::recv::apply_outcome(s, now, &forgotten);
+        }
         if s.cc.is_window_limited(s.recovery.bytes_in_flight) {
             s.window_limited = true;
         }
         self.frames_scratch = frames;
         let destination = s.addr;
+        if forgotten.lost_packets > 0 {
+            self.report_frames(now, peer_id);
+        }
         if closing.is_some() {
             self.end_session(now, peer_id, DisconnectReason::ClosedLocally);
         }

@@ -156,9 +156,10 @@ impl Session {
         self.confirmed && self.state == SessionState::Active
     }
 
-    /// Whether the congestion window has room for another full packet.
+    /// Whether the congestion window has room for another full packet, and
+    /// loss recovery room to remember it.
     pub fn window_open(&self) -> bool {
-        self.recovery.bytes_in_flight + self.max_datagram as u64 <= self.cc.window
+        self.recovery.bytes_in_flight + self.max_datagram as u64 <= self.cc.window && self.recovery.has_room()
     }
 
     /// Re-derives the pacing rate from the window, the RTT and the caps.

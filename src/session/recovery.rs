@@ -72,7 +72,19 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Records a sent packet and the frames it carried.
+    /// Whether another ack-eliciting packet may be tracked. The window also
+    /// closes here: a loopback or LAN window of tens of megabytes holds more
+    /// packets than are remembered, and one forgotten while in flight
+    /// costs its frames a loss the peer never caused.
+    pub fn has_room(&self) -> bool {
+        self.packets.len() < MAX_TRACKED
+    }
+
+    /// Records a sent packet and the frames it carried. If that makes too
+    /// many tracked, the oldest are forgotten as lost: their frames go to
+    /// `lost`, so that their couriers send them again, and `out` counts
+    /// them for congestion control.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_sent(
         &mut self,
         pn: u64,
@@ -80,6 +92,8 @@ impl Recovery {
         size: usize,
         ack_eliciting: bool,
         frames: &[FrameRecord],
+        lost: &mut Vec<FrameRecord>,
+        out: &mut Outcome,
     ) {
         let frames_start = self.frames_base + self.frames.len() as u64;
         self.frames.extend(frames.iter().copied());
@@ -95,6 +109,12 @@ impl Recovery {
         if ack_eliciting {
             self.bytes_in_flight += size as u64;
             self.last_eliciting_sent = Some(now);
+        }
+        while self.packets.len() > MAX_TRACKED {
+            if let Some(p) = self.packets.front().filter(|p| !p.done).cloned() {
+                self.declare_lost(&p, lost, out);
+            }
+            self.pop_front();
         }
         self.trim();
     }
@@ -230,19 +250,8 @@ impl Recovery {
         lost.extend(self.frames_of(p));
     }
 
-    /// Drops finished packets from the front, and forgets (as lost) the
-    /// oldest if too many are tracked.
+    /// Drops finished packets from the front.
     fn trim(&mut self) {
-        while self.packets.len() > MAX_TRACKED {
-            if let Some(p) = self.packets.front_mut() {
-                if !p.done {
-                    p.done = true;
-                    self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(p.size));
-                    self.packets_lost += 1;
-                }
-            }
-            self.pop_front();
-        }
         while self.packets.front().is_some_and(|p| p.done) {
             self.pop_front();
         }
@@ -330,13 +339,42 @@ mod tests {
         FrameRecord { slot, token }
     }
 
+    /// Sends well under the tracking cap: nothing is forgotten.
+    fn send(r: &mut Recovery, pn: u64, now: Instant, size: usize, eliciting: bool, frames: &[FrameRecord]) {
+        let (mut lost, mut out) = (Vec::new(), Outcome::default());
+        r.on_sent(pn, now, size, eliciting, frames, &mut lost, &mut out);
+        assert!(lost.is_empty() && out.lost_packets == 0);
+    }
+
+    #[test]
+    fn the_window_closes_at_the_tracking_cap_and_a_forgotten_packet_s_frames_are_lost() {
+        let t0 = Instant::now();
+        let mut r = Recovery::default();
+        for pn in 0..MAX_TRACKED as u64 {
+            assert!(r.has_room(), "room below the cap");
+            send(&mut r, pn, t0, 100, true, &[rec(1, pn)]);
+        }
+        assert!(!r.has_room(), "no room for an eliciting packet at the cap");
+        // An ack-only packet still goes (acks ignore the window), and the
+        // oldest packet in flight is forgotten: its frame must be re-sent.
+        let (mut lost, mut out) = (Vec::new(), Outcome::default());
+        r.on_sent(MAX_TRACKED as u64, t0, 50, false, &[], &mut lost, &mut out);
+        assert_eq!(
+            lost,
+            vec![rec(1, 0)],
+            "the forgotten packet's frame is reported lost"
+        );
+        assert_eq!(out.lost_packets, 1);
+        assert_eq!(r.bytes_in_flight, 100 * (MAX_TRACKED as u64 - 1));
+    }
+
     #[test]
     fn acked_frames_are_delivered_and_gaps_beyond_the_threshold_are_lost() {
         let t0 = Instant::now();
         let mut r = Recovery::default();
         let mut rtt = RttEstimator::default();
         for pn in 0..6 {
-            r.on_sent(pn, t0, 100, true, &[rec(1, pn)]);
+            send(&mut r, pn, t0, 100, true, &[rec(1, pn)]);
         }
         assert_eq!(r.bytes_in_flight, 600);
         let (mut d, mut l) = (Vec::new(), Vec::new());
@@ -370,7 +408,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recovery::default();
         let mut rtt = RttEstimator::default();
-        r.on_sent(0, t0, 100, true, &[rec(1, 0)]);
+        send(&mut r, 0, t0, 100, true, &[rec(1, 0)]);
         let (mut d, mut l) = (Vec::new(), Vec::new());
         r.on_ack(
             t0,
@@ -399,7 +437,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recovery::default();
         let rtt = RttEstimator::default();
-        r.on_sent(0, t0, 100, true, &[]);
+        send(&mut r, 0, t0, 100, true, &[]);
         let first = r.timer(&rtt, Duration::ZERO).unwrap();
         let (mut l, mut out) = (Vec::new(), Outcome::default());
         assert!(r.on_timeout(first, &rtt, Duration::ZERO, &mut l, &mut out));
@@ -413,9 +451,9 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recovery::default();
         let rtt = RttEstimator::default();
-        r.on_sent(0, t0, 100, true, &[]);
+        send(&mut r, 0, t0, 100, true, &[]);
         for pn in 1..4 {
-            r.on_sent(pn, t0, 100, true, &[rec(1, pn)]);
+            send(&mut r, pn, t0, 100, true, &[rec(1, pn)]);
         }
         let t = r.timer(&rtt, Duration::ZERO).unwrap();
         let (mut l, mut out) = (Vec::new(), Outcome::default());
@@ -436,7 +474,7 @@ mod tests {
             ..Recovery::default()
         };
         let rtt = RttEstimator::default();
-        r.on_sent(0, t0, 100, true, &[]);
+        send(&mut r, 0, t0, 100, true, &[]);
         let (mut l, mut out) = (Vec::new(), Outcome::default());
         for _ in 0..8 {
             let t = r.timer(&rtt, Duration::ZERO).unwrap();

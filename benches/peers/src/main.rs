@@ -2,6 +2,7 @@
 //! loopback, in one process, in one run.
 //!
 //! `cargo run --release --manifest-path benches/peers/Cargo.toml -- [--quick] [--only NAME]`
+//! (`--repeat-bulk N`: the API's 64 MiB bulk N times, to catch a rare stall)
 
 mod enet_peer;
 mod kcp_peer;
@@ -33,6 +34,15 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let work = Work::new(quick);
+    if let Some(n) = args
+        .iter()
+        .position(|a| a == "--repeat-bulk")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+    {
+        octo_api::repeat_bulk(&work, n);
+        return;
+    }
     let contestants: Vec<Contestant> = vec![
         ("udp", udp::run),
         ("tcp", tcp::run),

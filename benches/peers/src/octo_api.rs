@@ -199,6 +199,24 @@ pub fn run(w: &Work, busy: bool) -> Results {
     }
 }
 
+/// The API's bulk (sleeping in epoll) `n` times: a rare stall shows up
+/// here with each side's counters, where the full run only says n/a.
+pub fn repeat_bulk(w: &Work, n: usize) {
+    let mut stalls = 0;
+    for i in 0..n {
+        let r = bulk(
+            false,
+            ETHERNET_DATAGRAM,
+            w.bulk_bytes,
+            None,
+            Duration::from_secs(20),
+        );
+        stalls += usize::from(r.is_none());
+        println!("{i}: {}", r.map_or("stalled".into(), |m| format!("{m:.1} MiB/s")));
+    }
+    println!("{stalls} of {n} stalled");
+}
+
 /// Bulk alone with jumbo datagrams: what loopback (one robot's processes) or
 /// a jumbo-frame link allows. Compare with the raw-UDP jumbo row.
 pub fn run_jumbo(w: &Work) -> Results {
