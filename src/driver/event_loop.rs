@@ -160,6 +160,9 @@ impl EventLoop {
         // This thread takes every wake before it sleeps: wakes raised on it
         // need not ring the waker.
         self.turner.store(thread_mark(), Ordering::Relaxed);
+        // What the application wrote since the last turn goes before the
+        // receive call, not after it: a reply does not wait out a syscall.
+        self.transmit()?;
         let drained = self.receive()?;
         let now = Instant::now();
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
