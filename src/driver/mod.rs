@@ -297,8 +297,9 @@ impl CommsChannel {
         wait_for_event(timeout, next, pred)
     }
 
-    /// Closes every session (close frames are sent), saves the trust store
-    /// and stops the loop.
+    /// Closes every session (close frames are sent, after up to
+    /// [`ChannelConfig::shutdown_drain`] for unacknowledged courier
+    /// messages), saves the trust store and stops the loop.
     pub fn shutdown(mut self) -> Result<(), ChannelError> {
         self.stop()
     }
