@@ -134,7 +134,7 @@ impl InlineChannel {
     }
 
     /// Closes every session (close frames are sent, after up to
-    /// [`ChannelConfig::shutdown_drain`](crate::ChannelConfig::shutdown_drain)
+    /// [`ChannelConfig::shutdown_drain`](super::ChannelConfig::shutdown_drain)
     /// for unacknowledged courier messages) and saves the trust store.
     pub fn shutdown(mut self) -> Result<(), ChannelError> {
         self.stopped = true;

@@ -70,8 +70,8 @@ impl AckTracker {
     }
 
     /// When an ack must go out even with nothing else to send: at once after
-    /// [`ACK_EVERY`] ack-eliciting packets, one out of order, or one after a
-    /// quiet gap of [`SPARSE_GAPS`] × `max_delay`; else after `max_delay`.
+    /// `ACK_EVERY` ack-eliciting packets, one out of order, or one after a
+    /// quiet gap of `SPARSE_GAPS` × `max_delay`; else after `max_delay`.
     ///
     /// Waiting lets one ack cover a second packet, or ride on a reply. A
     /// sparse flow (a 20 Hz publisher) has no second packet coming within
