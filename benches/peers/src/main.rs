@@ -22,11 +22,29 @@ use std::path::PathBuf;
 use stats::Results;
 use work::Work;
 
+const USAGE: &str = "usage: octolink-peerbench [--quick] [--only NAME] | --repeat-bulk N
+  --quick          small sizes, under a minute
+  --only NAME      one contestant (and the raw-UDP floor): udp, tcp, octolink-sansio,
+                   octolink-api, octolink-api-busy, octolink-inline, udp-jumbo,
+                   octolink-api-jumbo, kcp, renet, enet, quinn
+  --repeat-bulk N  the API's 64 MiB bulk N times, printing each goodput (finds stalls)";
+
 type Contestant = (&'static str, fn(&Work) -> Results);
 type MultiContestant = (&'static str, fn(&Work) -> Vec<Results>);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(bad) = args
+        .iter()
+        .skip(1)
+        .find(|a| a.starts_with('-') && !["--quick", "--only", "--repeat-bulk"].contains(&a.as_str()))
+    {
+        if bad != "--help" && bad != "-h" {
+            eprintln!("unknown option {bad}");
+        }
+        eprintln!("{USAGE}");
+        std::process::exit(if bad == "--help" || bad == "-h" { 0 } else { 2 });
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
         .iter()
@@ -57,6 +75,13 @@ fn main() {
         ("enet", enet_peer::run),
     ];
     let multi: Vec<MultiContestant> = vec![("quinn", quinn_peer::run)];
+    if let Some(o) = only.as_deref() {
+        let known = contestants.iter().map(|c| c.0).chain(multi.iter().map(|m| m.0));
+        if !known.into_iter().any(|n| n == o) {
+            eprintln!("unknown contestant {o}\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
     let mut results = Vec::new();
     for (name, run) in contestants {
         if only.as_deref().is_some_and(|o| o != name && name != "udp") {
