@@ -9,7 +9,7 @@ use octolink::stream::{Delivery, StreamConfig};
 use octolink::wire::{ETHERNET_DATAGRAM, MAX_DATAGRAM};
 use octolink::{CourierId, CourierScope, NodeId, Role};
 use octolink_couriers::blob::{Acceptor, BlobConfig};
-use octolink_couriers::{BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
+use octolink_couriers::{recv_spinning, BlobCourier, BlobEvent, PipeCourier, PipeReceiver, PipeSender};
 
 use crate::relay::Relay;
 use crate::stats::{mib_per_s, payload, Percentiles, Results};
@@ -62,21 +62,13 @@ fn pipes(p: &Pair) -> ((PipeSender, PipeReceiver), (PipeSender, PipeReceiver)) {
     (ends.pop().unwrap(), b)
 }
 
-/// Waits for a pipe message: blocking, or (busy-poll mode) polling and
-/// yielding, as an application that gave the loop spare cores would.
+/// Waits for a pipe message: blocking, or (busy-poll mode) polling, as an
+/// application that gave the loop spare cores would.
 fn take(rx: &PipeReceiver, busy: bool, timeout: Duration) -> Option<Vec<u8>> {
-    if !busy {
-        return rx.recv_timeout(timeout).ok();
-    }
-    let give_up = Instant::now() + timeout;
-    loop {
-        if let Ok(m) = rx.try_recv() {
-            return Some(m);
-        }
-        if Instant::now() > give_up {
-            return None;
-        }
-        std::thread::yield_now();
+    if busy {
+        recv_spinning(rx, timeout, timeout)
+    } else {
+        rx.recv_timeout(timeout).ok()
     }
 }
 
