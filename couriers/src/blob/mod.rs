@@ -36,15 +36,15 @@ pub use ranges::RangeSet;
 pub use wire::Control;
 
 use incoming::{Incoming, Verdict};
+use outgoing::{OutState, Outgoing};
 
 /// Bytes handed to the BLAKE3 hasher per call at both ends (the receiver
 /// reads back this much at a time, and waits for this much unless the blob
-/// ends there): long enough
-/// for it to hash its 1 KiB chunks in parallel SIMD lanes (on the benchmark
-/// machine 5.3 GB/s fed 64 KiB, 1.1 GB/s fed a packet's 1422 bytes), and
-/// short enough that no one step holds the engine long.
+/// ends there): long enough for it to hash its 1 KiB chunks in parallel
+/// SIMD lanes (on the benchmark machine 5.3 GB/s fed 64 KiB, 1.1 GB/s fed a
+/// packet's 1422 bytes), and short enough that no one step holds the
+/// engine long.
 const HASH_STEP: usize = 64 * 1024;
-use outgoing::{OutState, Outgoing};
 
 /// Chooses a sink for an offer `(name, size)`, or refuses it with a reason.
 pub type AcceptFn = Box<dyn FnMut(&str, u64) -> Result<Box<dyn BlobSink>, String> + Send>;
