@@ -41,6 +41,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The counter is global: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A latest-value courier that never allocates: 64 bytes, always due.
 struct Steady {
     value: [u8; 64],
@@ -70,6 +73,7 @@ impl Courier for Steady {
 
 #[test]
 fn steady_state_packets_allocate_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let names = ["a", "b"];
     let addrs = ["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()];
     let t0 = Instant::now();
@@ -142,5 +146,51 @@ fn steady_state_packets_allocate_nothing() {
     assert!(
         received > 4_000,
         "the burst carried courier data: {received} frames"
+    );
+}
+
+/// The reliable stream's own bookkeeping (queue, in-flight messages, frame
+/// records, events) allocates nothing once warm: only the message bodies,
+/// which the application hands in, are allocations.
+#[test]
+fn a_reliable_stream_sends_and_settles_messages_without_allocating() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    use octolink::stream::{Delivery, SendStream, StreamConfig};
+    let mut tx = SendStream::new(StreamConfig::new(Delivery::ReliableOrdered));
+    let now = Instant::now();
+    let mut buf = [0u8; 1200];
+    let mut token = 0u64;
+    // Sends `bodies` (two per frame), acknowledges every frame, and
+    // reports how many messages were delivered.
+    let mut cycle = |tx: &mut SendStream, bodies: &mut Vec<Vec<u8>>| {
+        let mut delivered = 0;
+        while let Some(body) = bodies.pop() {
+            tx.push(body).unwrap();
+            if let Some(second) = bodies.pop() {
+                tx.push(second).unwrap();
+            }
+            token += 1;
+            let mut out = PayloadWriter::new(&mut buf, token);
+            assert_eq!(tx.write(now, &mut out), 2);
+            tx.on_delivered(token);
+            while tx.poll_event().is_some() {
+                delivered += 1;
+            }
+        }
+        delivered
+    };
+    let mut warm: Vec<Vec<u8>> = (0..2_000).map(|_| vec![7u8; 64]).collect();
+    assert_eq!(cycle(&mut tx, &mut warm), 2_000);
+    let mut bodies: Vec<Vec<u8>> = (0..10_000).map(|_| vec![7u8; 64]).collect();
+    // Dropping a delivered body frees it; freeing is not counted.
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let delivered = cycle(&mut tx, &mut bodies);
+    COUNTING.store(false, Ordering::SeqCst);
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst);
+    assert_eq!(delivered, 10_000);
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations for {delivered} messages"
     );
 }

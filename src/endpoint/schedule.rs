@@ -232,7 +232,9 @@ impl Endpoint {
     /// earliest first, then those something happened to since their
     /// deadline was computed, then every unsettled one (the caller asks
     /// each directly). Not recomputing here keeps the send path short: the
-    /// next `poll_timeout` files them.
+    /// next `poll_timeout` files them. Each peer comes once: a touched peer
+    /// already among the due or the unsettled is not asked twice (the
+    /// question costs more than the lookup that avoids it).
     pub(crate) fn send_candidates(&self, now: Instant) -> impl Iterator<Item = NodeId> + '_ {
         let settled = self
             .schedule
@@ -240,8 +242,13 @@ impl Endpoint {
             .iter()
             .take_while(move |(t, _)| *t <= now)
             .map(|(_, id)| *id);
+        let touched = self.schedule.dirty.iter().copied().filter(move |id| {
+            self.peers
+                .get(id)
+                .is_some_and(|p| !p.sched.unsettled && p.sched.key.is_none_or(|t| t > now))
+        });
         settled
-            .chain(self.schedule.dirty.iter().copied())
+            .chain(touched)
             .chain(self.schedule.unsettled.keys().copied())
     }
 

@@ -17,6 +17,10 @@ pub struct Pacer {
     /// Below zero after a packet larger than what was left.
     tokens: i128,
     last: Instant,
+    /// When the bucket is full again: from then on any packet may go at
+    /// once, which spares the common case (an unhurried session) all the
+    /// arithmetic.
+    full_at: Instant,
 }
 
 impl Pacer {
@@ -27,7 +31,15 @@ impl Pacer {
             burst,
             tokens: burst,
             last: now,
+            full_at: now,
         }
+    }
+
+    /// When the bucket as it stood at `last` is full.
+    fn compute_full_at(&self) -> Instant {
+        let short = (self.burst - self.tokens).max(0) as u128;
+        let wait_ns = short.div_ceil(u128::from(self.rate));
+        self.last + Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX))
     }
 
     /// The bucket at `now` (never before `last`).
@@ -43,6 +55,9 @@ impl Pacer {
     /// When a packet of `len` bytes may go (now, or later). One larger than
     /// the bucket goes when the bucket is full: it could never wait for more.
     pub fn ready_at(&self, now: Instant, len: usize) -> Instant {
+        if now >= self.full_at {
+            return now;
+        }
         let tokens = self.tokens_at(now);
         let need = (len as i128 * UNITS_PER_BYTE).min(self.burst);
         if tokens >= need {
@@ -56,11 +71,18 @@ impl Pacer {
     /// When a packet of `len` bytes may go, judged from the last send (the
     /// instant [`Self::ready_at`] would give for any `now` before it).
     pub fn next_ready(&self, len: usize) -> Instant {
+        if self.tokens >= len as i128 * UNITS_PER_BYTE {
+            return self.last;
+        }
         self.ready_at(self.last, len)
     }
 
     pub fn set_rate(&mut self, rate: u64) {
-        self.rate = rate.max(1);
+        let rate = rate.max(1);
+        if rate != self.rate {
+            self.rate = rate;
+            self.full_at = self.compute_full_at();
+        }
     }
 
     pub fn rate(&self) -> u64 {
@@ -70,6 +92,7 @@ impl Pacer {
     pub fn on_sent(&mut self, now: Instant, len: usize) {
         self.tokens = self.tokens_at(now) - len as i128 * UNITS_PER_BYTE;
         self.last = self.last.max(now);
+        self.full_at = self.compute_full_at();
     }
 }
 
@@ -106,6 +129,19 @@ mod tests {
         assert_eq!(p.ready_at(later, 1000), later);
         p.on_sent(later, 1000);
         assert!(p.ready_at(later, 1) > later, "the burst was spent");
+    }
+
+    #[test]
+    fn a_slower_rate_delays_the_instant_the_bucket_is_full() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, 1000, 1000);
+        p.on_sent(t0, 1000);
+        p.set_rate(500);
+        let later = t0 + Duration::from_millis(1500);
+        assert_eq!(p.ready_at(later, 1000), t0 + Duration::from_secs(2));
+        assert_eq!(p.next_ready(1000), t0 + Duration::from_secs(2));
+        p.set_rate(2000);
+        assert_eq!(p.ready_at(later, 1000), later, "full since t0 + 0.5 s");
     }
 
     #[test]

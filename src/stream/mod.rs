@@ -9,6 +9,7 @@
 //! body: it fills its place in the order and is never delivered. `seq`
 //! counts from 0 in each session; both ends reset when a session starts.
 
+mod in_flight;
 mod recv;
 mod send;
 

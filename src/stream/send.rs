@@ -1,9 +1,10 @@
 //! The sending half of a stream: a bounded queue, sequence numbers, and
 //! re-sending of lost messages in new frames.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Instant;
 
+use super::in_flight::{Carried, FrameLog, SeqWindow};
 use super::{StreamConfig, MESSAGE_OVERHEAD};
 use crate::courier::PayloadWriter;
 use crate::wire::{varint_len, Writer};
@@ -64,15 +65,17 @@ struct Message {
 pub struct SendStream {
     cfg: StreamConfig,
     next_id: u64,
-    next_seq: u64,
     queue: VecDeque<Message>,
     queued_bytes: usize,
-    /// Sent, not yet acknowledged, by sequence number.
-    unacked: BTreeMap<u64, Message>,
+    /// Queued messages with a lifespan (none: nothing to expire).
+    queued_with_deadline: usize,
+    /// Sent, not yet acknowledged, by sequence number; its next number is
+    /// the next message's.
+    unacked: SeqWindow<Message>,
     /// Sequence numbers to re-send, lowest first.
-    resend: BTreeMap<u64, ()>,
+    resend: BTreeSet<u64>,
     /// Frame token → sequence numbers it carried.
-    frames: BTreeMap<u64, Vec<u64>>,
+    frames: FrameLog,
     events: VecDeque<StreamEvent>,
     stats: SendStreamStats,
 }
@@ -82,12 +85,12 @@ impl SendStream {
         Self {
             cfg,
             next_id: 0,
-            next_seq: 0,
             queue: VecDeque::new(),
             queued_bytes: 0,
-            unacked: BTreeMap::new(),
-            resend: BTreeMap::new(),
-            frames: BTreeMap::new(),
+            queued_with_deadline: 0,
+            unacked: SeqWindow::new(),
+            resend: BTreeSet::new(),
+            frames: FrameLog::default(),
             events: VecDeque::new(),
             stats: SendStreamStats::default(),
         }
@@ -134,8 +137,7 @@ impl SendStream {
             }
             // Latest wins: make room by superseding the oldest.
             while full(self) {
-                let Some(old) = self.queue.pop_front() else { break };
-                self.queued_bytes -= old.body.len();
+                let Some(old) = self.pop_queued() else { break };
                 self.stats.superseded += 1;
                 self.events.push_back(StreamEvent::Superseded(old.id));
             }
@@ -143,6 +145,7 @@ impl SendStream {
         let id = self.next_id;
         self.next_id += 1;
         self.queued_bytes += msg.len();
+        self.queued_with_deadline += usize::from(deadline.is_some());
         self.queue.push_back(Message {
             id,
             body: msg,
@@ -151,6 +154,14 @@ impl SendStream {
         });
         self.stats.pushed += 1;
         Ok(id)
+    }
+
+    /// Takes the queue's head, keeping the queue's tallies.
+    fn pop_queued(&mut self) -> Option<Message> {
+        let m = self.queue.pop_front()?;
+        self.queued_bytes -= m.body.len();
+        self.queued_with_deadline -= usize::from(m.deadline.is_some());
+        Some(m)
     }
 
     /// Messages queued or waiting to be re-sent.
@@ -185,8 +196,9 @@ impl SendStream {
         if !self.cfg.delivery.is_reliable() {
             return true;
         }
-        let base = self.unacked.keys().next().copied().unwrap_or(self.next_seq);
-        self.next_seq < base + self.cfg.window
+        let next = self.unacked.next_seq();
+        let base = self.unacked.first_seq().unwrap_or(next);
+        next < base + self.cfg.window
     }
 
     /// Whether there is anything to write now.
@@ -196,29 +208,41 @@ impl SendStream {
 
     /// The earliest deadline among queued messages (to expire them on time).
     pub fn next_deadline(&self) -> Option<Instant> {
+        if self.queued_with_deadline == 0 {
+            return None;
+        }
         self.queue.iter().filter_map(|m| m.deadline).min()
     }
 
     /// Reports and drops queued (never sent) messages whose lifespan ended.
     pub fn expire(&mut self, now: Instant) {
-        let (expired, kept): (VecDeque<Message>, VecDeque<Message>) = std::mem::take(&mut self.queue)
-            .into_iter()
-            .partition(|m| m.deadline.is_some_and(|d| d <= now));
-        self.queue = kept;
-        for m in expired {
-            self.queued_bytes -= m.body.len();
-            self.stats.expired += 1;
-            self.events.push_back(StreamEvent::Expired(m.id));
+        if self.queued_with_deadline == 0 {
+            return;
         }
+        let (bytes, with_deadline, stats, events) = (
+            &mut self.queued_bytes,
+            &mut self.queued_with_deadline,
+            &mut self.stats,
+            &mut self.events,
+        );
+        self.queue.retain(|m| {
+            if m.deadline.is_none_or(|d| d > now) {
+                return true;
+            }
+            *bytes -= m.body.len();
+            *with_deadline -= 1;
+            stats.expired += 1;
+            events.push_back(StreamEvent::Expired(m.id));
+            false
+        });
     }
 
     /// The largest payload the next write could use (for the mandate).
     pub fn next_payload_len(&self) -> usize {
         let first = self
             .resend
-            .keys()
-            .next()
-            .and_then(|s| self.unacked.get(s))
+            .first()
+            .and_then(|&s| self.unacked.get(s))
             .map(|m| m.body.len())
             .or_else(|| self.queue.front().map(|m| m.body.len()))
             .unwrap_or(0);
@@ -229,10 +253,10 @@ impl SendStream {
     pub fn write(&mut self, now: Instant, out: &mut PayloadWriter<'_>) -> usize {
         self.expire(now);
         let token = out.token();
-        let mut carried = Vec::new();
+        let mut carried = Carried::new();
         // Re-sends, oldest first.
-        while let Some((&seq, _)) = self.resend.iter().next() {
-            let Some(m) = self.unacked.get_mut(&seq) else {
+        while let Some(&seq) = self.resend.first() {
+            let Some(m) = self.unacked.get_mut(seq) else {
                 self.resend.remove(&seq);
                 continue;
             };
@@ -253,26 +277,24 @@ impl SendStream {
         }
         while self.resend.is_empty() && self.window_open() {
             let Some(m) = self.queue.front() else { break };
-            let need = message_len(self.next_seq, m, now);
+            let seq = self.unacked.next_seq();
+            let need = message_len(seq, m, now);
             if need > out.largest_offer() {
                 self.drop_oversized();
                 continue;
             }
-            if !write_message(out, self.next_seq, m, now, need) {
+            if !write_message(out, seq, m, now, need) {
                 break;
             }
-            let Some(mut m) = self.queue.pop_front() else {
+            let Some(mut m) = self.pop_queued() else {
                 break;
             };
-            self.queued_bytes -= m.body.len();
-            let seq = self.next_seq;
-            self.next_seq += 1;
             self.stats.sent += 1;
             carried.push(seq);
             if !self.cfg.delivery.is_reliable() {
                 m.body = Vec::new();
             }
-            self.unacked.insert(seq, m);
+            self.unacked.push(m);
         }
         let n = carried.len();
         if n > 0 {
@@ -283,8 +305,7 @@ impl SendStream {
 
     /// Drops the queue's head, which no packet of the session can carry.
     fn drop_oversized(&mut self) {
-        if let Some(m) = self.queue.pop_front() {
-            self.queued_bytes -= m.body.len();
+        if let Some(m) = self.pop_queued() {
             self.stats.failed += 1;
             self.stats.oversized += 1;
             self.events.push_back(StreamEvent::Failed(m.id));
@@ -297,8 +318,8 @@ impl SendStream {
 
     /// The frame `token` was acknowledged.
     pub fn on_delivered(&mut self, token: u64) {
-        for seq in self.frames.remove(&token).unwrap_or_default() {
-            if let Some(m) = self.unacked.remove(&seq) {
+        for seq in self.frames.take(token).into_iter().flat_map(Carried::into_seqs) {
+            if let Some(m) = self.unacked.remove(seq) {
                 self.resend.remove(&seq);
                 if !m.tombstone {
                     self.stats.delivered += 1;
@@ -310,12 +331,12 @@ impl SendStream {
 
     /// The frame `token` was lost: reliable messages go back for re-sending.
     pub fn on_lost(&mut self, token: u64) {
-        for seq in self.frames.remove(&token).unwrap_or_default() {
+        for seq in self.frames.take(token).into_iter().flat_map(Carried::into_seqs) {
             if self.cfg.delivery.is_reliable() {
-                if self.unacked.contains_key(&seq) {
-                    self.resend.insert(seq, ());
+                if self.unacked.contains(seq) {
+                    self.resend.insert(seq);
                 }
-            } else if let Some(m) = self.unacked.remove(&seq) {
+            } else if let Some(m) = self.unacked.remove(seq) {
                 self.stats.lost += 1;
                 self.events.push_back(StreamEvent::Lost(m.id));
             }
@@ -325,7 +346,7 @@ impl SendStream {
     /// The session ended: what was in flight is reported failed (reliable)
     /// or lost; messages never sent stay queued for the next session.
     pub fn on_session_end(&mut self) {
-        for (_, m) in std::mem::take(&mut self.unacked) {
+        for m in self.unacked.drain_and_restart(0) {
             if m.tombstone {
                 continue;
             }
@@ -339,7 +360,6 @@ impl SendStream {
         }
         self.resend.clear();
         self.frames.clear();
-        self.next_seq = 0;
     }
 
     /// A new session: sequence numbers start again at 0.

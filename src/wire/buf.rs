@@ -164,16 +164,15 @@ impl<'a> Writer<'a> {
 
     pub fn varint(&mut self, v: u64) -> Result<(), NoRoom> {
         let len = varint_len(v);
-        let tag = match len {
-            1 => 0u8,
-            2 => 1,
-            4 => 2,
-            _ => 3,
-        };
-        let be = v.to_be_bytes();
         let out = self.reserve(len)?;
-        out.copy_from_slice(&be[8 - len..]);
-        out[0] |= tag << 6;
+        // Fixed-size copies per length: a slice copy of variable length is
+        // a call to memcpy, and varints are written several per packet.
+        match out {
+            [b] => *b = v as u8,
+            [_, _] => out.copy_from_slice(&(v as u16 | 0x4000).to_be_bytes()),
+            [_, _, _, _] => out.copy_from_slice(&(v as u32 | 0x8000_0000).to_be_bytes()),
+            _ => out.copy_from_slice(&(v | 0xc000_0000_0000_0000).to_be_bytes()),
+        }
         Ok(())
     }
 }

@@ -338,7 +338,9 @@ pub fn write_ack(
     };
     let mut used = 0usize;
     let mut prev_lo = first_lo;
-    let mut pairs: [(u64, u64); 64] = [(0, 0); 64];
+    // Room for as many ranges as a packet ever carries (the send path asks
+    // for 16): a larger array is zeroed on every call for nothing.
+    let mut pairs: [(u64, u64); 32] = [(0, 0); 32];
     for (lo, hi) in ranges {
         if extra >= max_ranges.min(pairs.len()) || hi + 2 > prev_lo {
             break;
