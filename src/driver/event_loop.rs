@@ -55,6 +55,13 @@ const GRO_BUFFER: usize = 64 * 1024;
 /// Sleeping is only as precise as the OS tick; closer deadlines are spun for.
 const SPIN_BELOW: Duration = Duration::from_millis(1);
 
+/// What one [`EventLoop::receive`] read.
+struct Received {
+    /// The socket would block: everything waiting was read.
+    drained: bool,
+    datagrams: usize,
+}
+
 pub struct EventLoop {
     poll: Poll,
     socket: mio::net::UdpSocket,
@@ -151,10 +158,12 @@ impl EventLoop {
         }
     }
 
-    /// One pass: read, run due timers, send, hand events over, then wait
-    /// for the socket, a command or the next timer (at most `max_wait`).
-    /// `max_wait` is given by a caller-driven loop ([`super::InlineChannel`])
-    /// and `None` on the loop thread.
+    /// One pass: send, read, run due timers, send, hand events over, then
+    /// wait for the socket, a command or the next timer (at most
+    /// `max_wait`). `max_wait` is given by a caller-driven loop
+    /// ([`super::InlineChannel`]) and `None` on the loop thread; a
+    /// caller-driven pass runs the timers before it reads and returns as
+    /// soon as something arrived.
     pub fn turn(&mut self, mio_events: &mut Events, max_wait: Option<Duration>) -> Result<(), ChannelError> {
         let caller_driven = max_wait.is_some();
         // This thread takes every wake before it sleeps: wakes raised on it
@@ -163,12 +172,24 @@ impl EventLoop {
         // What the application wrote since the last turn goes before the
         // receive call, not after it: a reply does not wait out a syscall.
         self.transmit()?;
-        let drained = self.receive()?;
-        let now = Instant::now();
-        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-            self.endpoint.handle_timeout(now);
-        }
-        self.transmit()?;
+        let drained = if caller_driven {
+            // Timers first, and back to the application as soon as
+            // datagrams arrived: it acts on them before anything else runs,
+            // and the next turn starts by sending its reply. What the
+            // engine answers by itself (handshakes, pongs) still goes now.
+            self.run_due_timers()?;
+            let got = self.receive()?;
+            if got.datagrams > 0 {
+                self.transmit()?;
+                self.forward_events();
+                return Ok(());
+            }
+            got.drained
+        } else {
+            let drained = self.receive()?.drained;
+            self.run_due_timers()?;
+            drained
+        };
         self.forward_events();
         self.save_trust_if_due()?;
         // Readiness is edge-triggered: a socket left undrained raises no
@@ -215,9 +236,22 @@ impl EventLoop {
         &mut self.endpoint
     }
 
+    /// Runs the engine's due timers and sends what they (or anything
+    /// before them) produced.
+    fn run_due_timers(&mut self) -> io::Result<()> {
+        let now = Instant::now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.transmit()
+    }
+
     /// Reads the datagrams waiting, up to [`BATCHES_PER_TURN`] batches.
-    /// Returns whether the socket was drained (it would block).
-    fn receive(&mut self) -> io::Result<bool> {
+    fn receive(&mut self) -> io::Result<Received> {
+        let mut got = Received {
+            drained: false,
+            datagrams: 0,
+        };
         let mut meta = [quinn_udp::RecvMeta::default(); BATCH];
         for _ in 0..BATCHES_PER_TURN {
             let mut slices: [IoSliceMut<'_>; BATCH] = {
@@ -226,7 +260,10 @@ impl EventLoop {
             };
             let n = match self.state.recv((&self.socket).into(), &mut slices, &mut meta) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    got.drained = true;
+                    return Ok(got);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors and the like: the engine's timers handle peers
                 // that went away.
@@ -242,10 +279,11 @@ impl EventLoop {
                 let stride = if m.stride == 0 { m.len.max(1) } else { m.stride };
                 for datagram in buf.chunks(stride) {
                     self.endpoint.handle_datagram(now, m.addr, datagram);
+                    got.datagrams += 1;
                 }
             }
         }
-        Ok(false)
+        Ok(got)
     }
 
     /// Sends everything the engine has, keeping what the socket refuses.

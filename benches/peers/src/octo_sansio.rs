@@ -74,14 +74,20 @@ impl Node {
         true
     }
 
-    /// Due timers, then everything out: what the application calls right
-    /// after it writes, as kcp's `flush`, so a reply does not wait for the
-    /// next turn's (empty) receive.
+    /// Everything out, then due timers (and what they produced): what the
+    /// application calls right after it writes, as kcp's `flush`, so a
+    /// reply waits neither for the next turn's (empty) receive nor for the
+    /// timers.
     pub fn flush(&mut self) {
         let now = Instant::now();
+        self.transmit(now);
         if self.ep.poll_timeout().is_some_and(|t| t <= now) {
             self.ep.handle_timeout(now);
+            self.transmit(now);
         }
+    }
+
+    fn transmit(&mut self, now: Instant) {
         while let Some(t) = self.ep.poll_transmit(now, &mut self.buf[..]) {
             let _ = self.sock.send_to(&self.buf[..t.len], t.destination);
         }
