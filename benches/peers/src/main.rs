@@ -24,7 +24,8 @@ use work::Work;
 
 const USAGE: &str = "usage: octolink-peerbench [--quick] [--only NAME] | --repeat-bulk N
   --quick          small sizes, under a minute
-  --only NAME      one contestant (and the raw-UDP floor): udp, tcp, octolink-sansio,
+  --only NAME      one contestant (and the raw-UDP floor; written under
+                   target/peerbench/only): udp, tcp, octolink-sansio,
                    octolink-api, octolink-api-busy, octolink-inline, udp-jumbo,
                    octolink-api-jumbo, kcp, renet, enet, quinn
   --repeat-bulk N  the API's 64 MiB bulk N times, printing each goodput (finds stalls)";
@@ -105,7 +106,12 @@ fn main() {
     let table = report::table(&results);
     println!("{table}");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = root.join("target/peerbench");
+    // A partial table (one contestant) must not replace a whole run's.
+    let out = root.join(if only.is_some() {
+        "target/peerbench/only"
+    } else {
+        "target/peerbench"
+    });
     let _ = std::fs::create_dir_all(&out);
     let json = report::json(&results);
     let _ = std::fs::write(
