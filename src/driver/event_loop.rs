@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::{Events, Interest, Poll, Token};
 
+use super::timer::PreciseTimer;
 use super::{ChannelError, Command, SHUTDOWN_LINGER};
 use crate::{Endpoint, Event};
 
@@ -38,6 +39,7 @@ pub fn thread_mark() -> usize {
 
 pub const SOCKET: Token = Token(0);
 pub const WAKER: Token = Token(1);
+const TIMER: Token = Token(2);
 /// Receive buffers per batch (recvmmsg).
 const BATCH: usize = 32;
 /// Receive batches per turn of the loop at most: under a flood the socket
@@ -52,7 +54,8 @@ const MAX_BATCH: usize = 32;
 const MAX_GSO_BYTES: usize = 65_507;
 /// A receive buffer that GRO may fill with several datagrams.
 const GRO_BUFFER: usize = 64 * 1024;
-/// Sleeping is only as precise as the OS tick; closer deadlines are spun for.
+/// `epoll_wait` sleeps in whole milliseconds; closer deadlines need the
+/// precise timer, or are spun for where there is none.
 const SPIN_BELOW: Duration = Duration::from_millis(1);
 
 /// What one [`EventLoop::receive`] read.
@@ -64,6 +67,8 @@ struct Received {
 
 pub struct EventLoop {
     poll: Poll,
+    /// Wakes the loop for deadlines closer than `epoll_wait`'s millisecond.
+    timer: Option<PreciseTimer>,
     socket: mio::net::UdpSocket,
     state: quinn_udp::UdpSocketState,
     endpoint: Endpoint,
@@ -120,8 +125,10 @@ impl EventLoop {
             max_datagram
         };
         let max_segments = state.max_gso_segments().clamp(1, MAX_BATCH);
+        let timer = PreciseTimer::new(poll.registry(), TIMER);
         Ok(Self {
             poll,
+            timer,
             socket,
             state,
             endpoint,
@@ -207,10 +214,14 @@ impl EventLoop {
             Some(Duration::ZERO)
         } else {
             self.endpoint.poll_timeout().map(|t| {
-                let d = t.saturating_duration_since(Instant::now());
-                if d < SPIN_BELOW {
+                let now = Instant::now();
+                let d = t.saturating_duration_since(now);
+                let precise = |timer: &mut PreciseTimer| !d.is_zero() && timer.arm(now, t);
+                if d < SPIN_BELOW && !self.timer.as_mut().is_some_and(precise) {
                     Duration::ZERO
                 } else {
+                    // With the timer armed, the poll's own (rounded-up)
+                    // timeout is only a backstop.
                     d
                 }
             })
@@ -281,6 +292,14 @@ impl EventLoop {
                     self.endpoint.handle_datagram(now, m.addr, datagram);
                     got.datagrams += 1;
                 }
+            }
+            if n < BATCH {
+                // A short batch emptied the queue as the kernel read it,
+                // and every datagram queued since raises a new readiness
+                // edge: asking again would only hear "would block" (at
+                // scale, a third of the loop's calls).
+                got.drained = true;
+                return Ok(got);
             }
         }
         Ok(got)

@@ -11,6 +11,7 @@
 mod event_loop;
 mod inline;
 mod socket;
+mod timer;
 
 pub use inline::InlineChannel;
 
