@@ -27,8 +27,8 @@ use octolink::sim::fixture_identity;
 use octolink::{
     CourierId, CourierScope, Endpoint, EndpointConfig, Event, Identity, NodeAssociate, Role, TrustStore,
 };
-use octolink_couriers::{AgentState, AgentStateConfig};
-use rand::SeedableRng;
+
+mod fleet;
 
 /// Counts bytes allocated and freed while the current thread is inside the
 /// server's calls.
@@ -132,9 +132,7 @@ fn measure(identities: &[Identity]) -> Row {
                 .expect("client key");
             // The server's view of this client's state: it defines what the
             // client publishes, so their digests agree once in sync.
-            let view = AgentState::new(server.node_id());
-            view.define(1, "pose", 200, &0u64).expect("define");
-            let courier = view.courier(id.id(), AgentStateConfig::default());
+            let (_view, courier) = fleet::pose_state(server.node_id(), id.id());
             server
                 .register_courier(CourierScope::Peer(id.id()), CourierId(1), Box::new(courier))
                 .expect("courier");
@@ -148,12 +146,11 @@ fn measure(identities: &[Identity]) -> Row {
             .expect("server key");
         let mut c =
             Endpoint::new(EndpointConfig::default(), id.clone(), trust, [2; 32], t0, 0).expect("client");
-        let state = AgentState::new(id.id());
-        state.define(1, "pose", 200, &0u64).expect("define");
+        let (state, courier) = fleet::pose_state(id.id(), server.node_id());
         c.register_courier(
             CourierScope::Peer(server.node_id()),
             CourierId(1),
-            Box::new(state.courier(server.node_id(), AgentStateConfig::default())),
+            Box::new(courier),
         )
         .expect("courier");
         by_addr.insert(client_addr(i), i);
@@ -216,7 +213,7 @@ fn measure(identities: &[Identity]) -> Row {
         // clocks are not in step).
         value += 1;
         for (i, s) in states.iter().enumerate().skip((ms % 50) as usize).step_by(50) {
-            s.set(now, 1, &value).expect("set");
+            s.set(now, fleet::POSE, &value).expect("set");
             fleet.due.push(Reverse((now, i)));
         }
         fleet.step(now, &mut busy_steady);
@@ -326,24 +323,6 @@ impl Fleet {
     }
 }
 
-/// Client `i`'s identity, generated once (about 0.1 s) and kept under
-/// target/scale-keys so that later runs start at once.
-fn client_identity(i: usize) -> Identity {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/scale-keys");
-    let path = dir.join(format!("client{i}.pem"));
-    if let Some(id) = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|p| Identity::from_pem(&p).ok())
-    {
-        return id;
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
-    let id = Identity::generate(&mut rng, 2048).expect("keygen");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(&path, id.to_pem());
-    id
-}
-
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
@@ -351,27 +330,7 @@ fn main() {
     } else {
         sizes
     };
-    let most = sizes.iter().copied().max().unwrap_or(0);
-    // Key generation dominates a first run: spread it over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let identities: Vec<Identity> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    (t..most)
-                        .step_by(threads)
-                        .map(|i| (i, client_identity(i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut all: Vec<(usize, Identity)> = workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("keygen"))
-            .collect();
-        all.sort_by_key(|(i, _)| *i);
-        all.into_iter().map(|(_, id)| id).collect()
-    });
+    let identities = fleet::client_identities(sizes.iter().copied().max().unwrap_or(0));
     println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) | polled peers | datagrams in / out per session-second |");
     println!("|---|---|---|---|---|---|");
     for n in sizes {
