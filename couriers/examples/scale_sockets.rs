@@ -217,6 +217,9 @@ struct Row {
     packets_in: f64,
     packets_out: f64,
     send_errors: u64,
+    /// Peers the server re-examined on every poll at the end (probing or
+    /// handshaking: 0 while every client keeps up).
+    polled: usize,
 }
 
 fn measure(ids: &[Identity]) -> Row {
@@ -287,6 +290,7 @@ fn measure(ids: &[Identity]) -> Row {
         packets_in: per_session_second(after.received.packets, before.received.packets),
         packets_out: per_session_second(after.sent.packets, before.sent.packets),
         send_errors: clients.send_errors,
+        polled: after.polled_peers,
     };
     channel.shutdown().expect("shutdown");
     row
@@ -296,12 +300,12 @@ fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![100, 1000] } else { sizes };
     let identities = fleet::client_identities(sizes.iter().copied().max().unwrap_or(0));
-    println!("| sessions | connected in | server loop thread CPU | per session-second | clients' thread CPU | updates per session-second | server datagrams in / out per session-second | client send errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| sessions | connected in | server loop thread CPU | per session-second | clients' thread CPU | updates per session-second | server datagrams in / out per session-second | client send errors | server's polled peers |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let r = measure(&identities[..n]);
         println!(
-            "| {} | {:.1} s | {:.1} % of a core | {:.1} µs | {:.1} % | {:.1} | {:.1} / {:.1} | {} |",
+            "| {} | {:.1} s | {:.1} % of a core | {:.1} µs | {:.1} % | {:.1} | {:.1} / {:.1} | {} | {} |",
             r.sessions,
             r.handshakes.as_secs_f64(),
             r.loop_share * 100.0,
@@ -311,6 +315,7 @@ fn main() {
             r.packets_in,
             r.packets_out,
             r.send_errors,
+            r.polled,
         );
     }
 }
