@@ -262,3 +262,27 @@ fn an_unacknowledged_payload_arrives_and_costs_no_datagram_back() {
     assert_eq!(one_mail(false), (1, 1), "acknowledged: an ack back, and a fate");
     assert_eq!(one_mail(true), (0, 0), "unacknowledged: nothing back, no fate");
 }
+
+#[test]
+fn a_session_the_peer_let_lapse_is_not_polled_while_it_waits_to_expire() {
+    let (mut sim, _, _) = connected_pair(true);
+    // Node 1 accepted the session and does not probe (it never asked to
+    // connect): once node 0 falls silent, its session waits to expire, on a
+    // deadline only the engine moves. A fleet server's thousands of such
+    // sessions must not be re-examined on every poll.
+    sim.partition(0, 1, true);
+    sim.run_for(Duration::from_secs(8));
+    let stats = sim.nodes[1].endpoint.stats();
+    assert!(
+        stats.sessions.iter().all(|s| !s.connected),
+        "the session lapsed: {:?}",
+        stats.sessions.iter().map(|s| s.connected).collect::<Vec<_>>()
+    );
+    assert_eq!(stats.polled_peers, 0);
+    // Node 0 asked to connect, so it probes, and is polled.
+    assert_eq!(sim.nodes[0].endpoint.stats().polled_peers, 1);
+    // When the peer returns, the session comes back.
+    sim.partition(0, 1, false);
+    assert!(sim.run_until_cond(Duration::from_secs(30), |s| s.connected(0, 1)
+        && s.connected(1, 0)));
+}

@@ -5,8 +5,8 @@
 //! endpoint with thousands of quiet sessions costs what its busy ones do.
 //!
 //! A peer is *settled* when its deadline can only move through the engine:
-//! a confirmed, active session, no handshake under way, and couriers that
-//! accepted a waker. Every other peer (probing, handshaking, or with a
+//! a confirmed, active session (or a lapsed one we do not probe for), no
+//! handshake under way, and couriers that accepted a waker. Every other peer (probing, handshaking, or with a
 //! courier the engine must poll) is recomputed on every poll, as before;
 //! there are few of them.
 
@@ -182,10 +182,17 @@ impl Endpoint {
 
     /// Whether only the engine can move this peer's deadline.
     fn is_settled(&self, p: &Peer) -> bool {
-        let steady_session = p
-            .session
-            .as_ref()
-            .is_some_and(|s| s.confirmed && s.is_active() && s.close_due.is_none());
+        // A lapsed session we do not probe for only waits to expire, on a
+        // deadline the engine alone moves (a fleet server may hold
+        // thousands after an outage). Probing peers stay polled: their
+        // probe times hang on endpoint-wide state.
+        let steady_session = p.session.as_ref().is_some_and(|s| {
+            s.close_due.is_none()
+                && match s.state {
+                    SessionState::Disconnected { .. } => !p.liveness.wanted,
+                    SessionState::Active => s.confirmed,
+                }
+        });
         let quiet = p.session.is_none() && !p.liveness.wanted;
         p.outgoing.is_none()
             && p.pending.is_none()
