@@ -286,3 +286,24 @@ fn a_session_the_peer_let_lapse_is_not_polled_while_it_waits_to_expire() {
     assert!(sim.run_until_cond(Duration::from_secs(30), |s| s.connected(0, 1)
         && s.connected(1, 0)));
 }
+
+#[test]
+fn a_handshake_awaiting_its_last_message_is_not_polled() {
+    let mut sim = pair(5, LinkConfig::default(), EndpointConfig::default());
+    // Node 1's SYN-ACKs never arrive: it holds the handshake until the
+    // timeout, a deadline only the engine moves (thousands of reconnecting
+    // clients leave a server thousands of these).
+    sim.link_mut(1, 0).up = false;
+    let b = id(&sim, 1);
+    let now = sim.now();
+    sim.nodes[0].endpoint.connect(now, &b).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let stats = sim.nodes[1].endpoint.stats();
+    assert!(stats.rsa_signatures > 0, "node 1 answered the SYN");
+    assert!(!sim.connected(1, 0));
+    assert_eq!(stats.polled_peers, 0);
+    // Once the way back opens, the handshake completes.
+    sim.link_mut(1, 0).up = true;
+    assert!(sim.run_until_cond(Duration::from_secs(30), |s| s.connected(0, 1)
+        && s.connected(1, 0)));
+}
