@@ -21,6 +21,15 @@ pub struct EndpointConfig {
     /// Minimum spacing of RSA signatures made for one peer, for answers to
     /// its SYNs and for our own new attempts (the seed's 3 s rule).
     pub signature_interval: Duration,
+    /// RSA signatures per second the endpoint spends answering SYNs, all
+    /// peers together (a tenth of that, at least one, may go at once). Each
+    /// costs over a millisecond of the loop's core: a fleet reconnecting at
+    /// once must not starve the sessions already up. A SYN beyond the pace
+    /// is given a slot, first come first served, and answered then; with
+    /// the slots of the next half `handshake_timeout` all taken it is
+    /// dropped before any RSA work, and its initiator's re-send tries again
+    /// (both counted as `SigningBusy`).
+    pub answer_signatures_per_second: u32,
     /// With nothing else to send, a session pings after this much quiet.
     pub keepalive_interval: Duration,
     /// A session with no authenticated packet for this long is disconnected.
@@ -76,6 +85,7 @@ impl Default for EndpointConfig {
             handshake_max_rto: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(8),
             signature_interval: Duration::from_secs(3),
+            answer_signatures_per_second: 200,
             keepalive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(5),
             session_expiry: Duration::from_secs(30),
@@ -119,6 +129,11 @@ impl EndpointConfig {
         }
         if self.max_ack_delay.as_micros() > u128::from(crate::wire::MAX_ANNOUNCED_ACK_DELAY_US) {
             return Err(ConfigError("max_ack_delay must be at most 1 s".into()));
+        }
+        if self.answer_signatures_per_second == 0 {
+            return Err(ConfigError(
+                "answer_signatures_per_second must be non-zero".into(),
+            ));
         }
         if self.probe_min_interval.is_zero() || self.honeymoon_interval.is_zero() {
             return Err(ConfigError("probe intervals must be non-zero".into()));

@@ -63,6 +63,7 @@ drop_reasons! {
     RateLimited => Whole, "An answer that would exceed the RSA signature rate limit.";
     AmplificationRefused => Whole, "An answer that would be larger than the request.";
     VerifyBudget => Whole, "Over the RSA verification budget.";
+    SigningBusy => Whole, "A SYN while the endpoint's budget for signing answers is spent.";
     CookieRequired => Whole, "A SYN over its budget without a valid cookie: answered with a RETRY.";
     UnknownCourier => Whole, "A courier frame for no registered, receiving courier.";
 }

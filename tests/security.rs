@@ -401,3 +401,43 @@ fn no_unauthenticated_packet_type_is_answered_with_more_bytes_than_it_carried() 
         assert!(c.bytes.len() <= by_type(1).len());
     }
 }
+
+#[test]
+fn answers_to_a_reconnecting_fleet_are_signed_at_the_endpoints_pace_in_turn() {
+    // Four clients dial node 0 at once; it signs one answer a second.
+    let config = EndpointConfig {
+        answer_signatures_per_second: 1,
+        ..EndpointConfig::default()
+    };
+    let mut sim = Sim::with_fixture_nodes(21, &["a", "b", "c", "d", "e"], LinkConfig::default(), config);
+    let server = sim.id(0);
+    let start = sim.now();
+    for client in 1..5 {
+        sim.nodes[client].endpoint.connect(start, &server).unwrap();
+    }
+    sim.run_for(Duration::from_millis(900));
+    let answered = |sim: &Sim| (1..5).filter(|&c| sim.connected(c, 0)).count();
+    assert_eq!(answered(&sim), 1, "one signature's worth in the first second");
+    let stats = sim.nodes[0].endpoint.stats();
+    // Its own SYNs, signed ahead of need, are not answers.
+    let answers = |s: &octolink::Stats| s.rsa_signatures - s.presigned_syns;
+    assert_eq!(answers(&stats), 1);
+    assert_eq!(stats.drops.get(DropReason::SigningBusy), 3, "three queued");
+    // Queued answers wait on deadlines only the engine moves: no polling.
+    assert_eq!(stats.polled_peers, 0);
+    // Each queued SYN was verified once; its re-sends wait unverified.
+    let verified = stats.rsa_verifications;
+    assert!(stats.drops.get(DropReason::RateLimited) > 0, "re-sends arrived");
+    // The queue is served in turn, a second apart, within the clients'
+    // first attempts (nobody has to start over).
+    assert!(sim.run_until_cond(Duration::from_secs(30), |s| answered(s) == 4));
+    assert!(
+        sim.now() - start < Duration::from_millis(3500),
+        "{:?}",
+        sim.now() - start
+    );
+    let stats = sim.nodes[0].endpoint.stats();
+    assert_eq!(answers(&stats), 4);
+    // Each replayed SYN verified again, and each ACK once.
+    assert_eq!(stats.rsa_verifications, verified + 3 + 3);
+}

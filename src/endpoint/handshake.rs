@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::answers::AnswerSlot;
 use super::peer::{AnsweredSyn, Confirming, DeferredSyn, Outgoing, Presigned};
 use super::Endpoint;
 use crate::crypto::NodeId;
@@ -168,6 +169,12 @@ impl Endpoint {
     }
 
     pub(crate) fn handle_syn(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.answer_syn(now, from, datagram, false);
+    }
+
+    /// Answers a SYN; `reserved` when it comes back at the answer slot it
+    /// was given (see `answers.rs`), so it signs without queueing again.
+    pub(crate) fn answer_syn(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], reserved: bool) {
         let m = match Syn::decode(datagram) {
             Ok(m) => m,
             Err(e) => return self.drop_datagram(e.into()),
@@ -200,6 +207,17 @@ impl Endpoint {
             if p.session_by_local_id(local_id).is_some() {
                 self.stats.whole += 1;
                 return self.queue_handshake(from, reply);
+            }
+        }
+        // Waiting for its answer slot: a re-send of the queued SYN is worth
+        // no verification, and a full queue turns SYNs away before any.
+        if !reserved {
+            let queued = p.deferred.as_ref().filter(|d| d.reserved);
+            if queued.is_some_and(|d| d.datagram == datagram) {
+                return self.drop_datagram(DropReason::RateLimited);
+            }
+            if queued.is_none() && self.answers.peek(now) == AnswerSlot::Full {
+                return self.drop_datagram(DropReason::SigningBusy);
             }
         }
         let returned = m
@@ -251,16 +269,32 @@ impl Endpoint {
             tracing::debug!(peer = %peer.short(), "lost the ID duel; answering as adherent");
         }
         let p = self.peers.entry(peer).or_default();
+        // A slot already reserved for this peer serves its newer SYN too.
+        let queued_at = p
+            .deferred
+            .as_ref()
+            .filter(|d| d.reserved && !reserved)
+            .map(|d| d.at);
         if let Some(t) = p.last_answer_signature {
             let allowed = t + self.cfg.signature_interval;
             if now < allowed {
                 p.deferred = Some(DeferredSyn {
-                    at: allowed,
+                    at: queued_at.map_or(allowed, |q| q.max(allowed)),
                     from,
                     datagram: datagram.to_vec(),
+                    reserved: queued_at.is_some(),
                 });
                 return self.drop_datagram(DropReason::RateLimited);
             }
+        }
+        if let Some(at) = queued_at {
+            p.deferred = Some(DeferredSyn {
+                at,
+                from,
+                datagram: datagram.to_vec(),
+                reserved: true,
+            });
+            return self.drop_datagram(DropReason::SigningBusy);
         }
         let answer = SynAck {
             responder: self.identity.id().0,
@@ -273,6 +307,21 @@ impl Endpoint {
         // Check the size before spending a signature on it.
         if hs::message_len(&answer, syn.session_id, self.identity.public().signature_len()) > datagram.len() {
             return self.drop_datagram(DropReason::AmplificationRefused);
+        }
+        if !reserved {
+            match self.answers.reserve(now) {
+                AnswerSlot::Now => {}
+                AnswerSlot::At(at) => {
+                    self.peers.entry(peer).or_default().deferred = Some(DeferredSyn {
+                        at,
+                        from,
+                        datagram: datagram.to_vec(),
+                        reserved: true,
+                    });
+                    return self.drop_datagram(DropReason::SigningBusy);
+                }
+                AnswerSlot::Full => return self.drop_datagram(DropReason::SigningBusy),
+            }
         }
         let local_id = self.new_session_id();
         let (secret, ephemeral) = hs::ephemeral(&mut self.rng);

@@ -1,5 +1,6 @@
 //! The sans-IO CommsChannel engine.
 
+mod answers;
 mod cookie;
 mod courier_slot;
 mod handshake;
@@ -25,6 +26,7 @@ use crate::scheduler::Candidate;
 use crate::stats::{DropReason, Stats};
 use crate::trust::{NodeAssociate, TrustStore};
 use crate::wire::MAX_DATAGRAM;
+use answers::AnswerPacer;
 
 use courier_slot::CourierSlot;
 use peer::Peer;
@@ -86,7 +88,7 @@ impl SourceBudgets {
     }
 }
 
-/// A simple token bucket, for RSA verifications.
+/// A simple token bucket, for RSA verifications and signatures.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
     tokens: f64,
@@ -106,15 +108,20 @@ impl TokenBucket {
     }
 
     pub fn take(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
+        if self.has_token(now) {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
+    }
+
+    /// Whether `take` would succeed now, taking nothing.
+    pub fn has_token(&mut self, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.tokens >= 1.0
     }
 }
 
@@ -181,6 +188,8 @@ pub struct Endpoint {
     pub(crate) candidates: Vec<Candidate>,
     pub(crate) ping_counter: u64,
     pub(crate) verify_budget: TokenBucket,
+    /// Signatures for answering SYNs, endpoint-wide (`cfg.answer_signatures_per_second`).
+    pub(crate) answers: AnswerPacer,
     pub(crate) source_budgets: SourceBudgets,
     /// Budgets for SYNs that returned a valid cookie (see `cookie.rs`).
     pub(crate) cookie_sources: SourceBudgets,
@@ -240,7 +249,11 @@ impl Endpoint {
                 identity.public().bits()
             )));
         }
+        let answer_rate = cfg.answer_signatures_per_second;
         let mut ep = Self {
+            // Queued no longer than half an attempt: the answer still finds
+            // the initiator waiting for it.
+            answers: AnswerPacer::new(now, answer_rate, answer_rate / 10, cfg.handshake_timeout / 2),
             honeymoon_until: Some(now + cfg.honeymoon),
             cfg,
             identity,

@@ -57,6 +57,8 @@ pub struct DeferredSyn {
     pub at: Instant,
     pub from: SocketAddr,
     pub datagram: Vec<u8>,
+    /// `at` is a slot reserved among the endpoint's answer signatures.
+    pub reserved: bool,
 }
 
 #[derive(Default)]

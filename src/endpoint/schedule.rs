@@ -6,8 +6,8 @@
 //!
 //! A peer is *settled* when its deadline can only move through the engine:
 //! a confirmed, active session (or a lapsed one we do not probe for), no
-//! handshake of ours under way (one we answered may be), and couriers that
-//! accepted a waker. Every other peer (probing, handshaking, or with a
+//! handshake of ours under way (one we answered, or put off, may be), and
+//! couriers that accepted a waker. Every other peer (probing, handshaking, or with a
 //! courier the engine must poll) is recomputed on every poll, as before;
 //! there are few of them.
 
@@ -196,10 +196,10 @@ impl Endpoint {
         });
         let quiet = p.session.is_none() && !p.liveness.wanted;
         // A handshake we answered waits for its last message or its
-        // timeout, both the engine's; one we started re-sends on a
-        // backed-off schedule and stays polled.
+        // timeout, and a SYN we put off for its answer slot, all on the
+        // engine's deadlines; one we started re-sends on a backed-off
+        // schedule and stays polled.
         p.outgoing.is_none()
-            && p.deferred.is_none()
             && (steady_session || quiet)
             && p.courier_slots.iter().all(|&i| {
                 self.couriers

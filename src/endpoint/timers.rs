@@ -123,7 +123,7 @@ impl Endpoint {
 
         // A SYN we had to defer for the signature rate limit.
         if let Some(d) = p.deferred.take_if(|d| d.at <= now) {
-            self.handle_syn(now, d.from, &d.datagram);
+            self.answer_syn(now, d.from, &d.datagram, d.reserved);
         }
 
         let Some(p) = self.peers.get_mut(&id) else { return };
