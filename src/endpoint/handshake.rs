@@ -168,6 +168,26 @@ impl Endpoint {
         }
     }
 
+    /// Keeps a verified SYN to answer at `at` (the latest one per peer),
+    /// counting it as dropped for `reason` meanwhile.
+    fn put_off_syn(
+        &mut self,
+        peer: NodeId,
+        at: Instant,
+        reserved: bool,
+        from: SocketAddr,
+        datagram: &[u8],
+        reason: DropReason,
+    ) {
+        self.peers.entry(peer).or_default().deferred = Some(DeferredSyn {
+            at,
+            from,
+            datagram: datagram.to_vec(),
+            reserved,
+        });
+        self.drop_datagram(reason);
+    }
+
     pub(crate) fn handle_syn(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         self.answer_syn(now, from, datagram, false);
     }
@@ -269,32 +289,23 @@ impl Endpoint {
             tracing::debug!(peer = %peer.short(), "lost the ID duel; answering as adherent");
         }
         let p = self.peers.entry(peer).or_default();
-        // A slot already reserved for this peer serves its newer SYN too.
-        let queued_at = p
-            .deferred
-            .as_ref()
-            .filter(|d| d.reserved && !reserved)
-            .map(|d| d.at);
-        if let Some(t) = p.last_answer_signature {
-            let allowed = t + self.cfg.signature_interval;
-            if now < allowed {
-                p.deferred = Some(DeferredSyn {
-                    at: queued_at.map_or(allowed, |q| q.max(allowed)),
-                    from,
-                    datagram: datagram.to_vec(),
-                    reserved: queued_at.is_some(),
-                });
-                return self.drop_datagram(DropReason::RateLimited);
-            }
+        // A slot already reserved for this peer serves its newer SYN too
+        // (a SYN back at its slot was taken out of `deferred`).
+        let queued_at = p.deferred.as_ref().filter(|d| d.reserved).map(|d| d.at);
+        let not_before = p.last_answer_signature.map(|t| t + self.cfg.signature_interval);
+        if let Some(allowed) = not_before.filter(|&a| now < a) {
+            let at = queued_at.map_or(allowed, |q| q.max(allowed));
+            return self.put_off_syn(
+                peer,
+                at,
+                queued_at.is_some(),
+                from,
+                datagram,
+                DropReason::RateLimited,
+            );
         }
         if let Some(at) = queued_at {
-            p.deferred = Some(DeferredSyn {
-                at,
-                from,
-                datagram: datagram.to_vec(),
-                reserved: true,
-            });
-            return self.drop_datagram(DropReason::SigningBusy);
+            return self.put_off_syn(peer, at, true, from, datagram, DropReason::SigningBusy);
         }
         let answer = SynAck {
             responder: self.identity.id().0,
@@ -312,13 +323,7 @@ impl Endpoint {
             match self.answers.reserve(now) {
                 AnswerSlot::Now => {}
                 AnswerSlot::At(at) => {
-                    self.peers.entry(peer).or_default().deferred = Some(DeferredSyn {
-                        at,
-                        from,
-                        datagram: datagram.to_vec(),
-                        reserved: true,
-                    });
-                    return self.drop_datagram(DropReason::SigningBusy);
+                    return self.put_off_syn(peer, at, true, from, datagram, DropReason::SigningBusy)
                 }
                 AnswerSlot::Full => return self.drop_datagram(DropReason::SigningBusy),
             }

@@ -88,7 +88,7 @@ impl SourceBudgets {
     }
 }
 
-/// A simple token bucket, for RSA verifications and signatures.
+/// A simple token bucket, for RSA verifications.
 #[derive(Debug, Clone)]
 pub(crate) struct TokenBucket {
     tokens: f64,
@@ -108,20 +108,15 @@ impl TokenBucket {
     }
 
     pub fn take(&mut self, now: Instant) -> bool {
-        if self.has_token(now) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
         } else {
             false
         }
-    }
-
-    /// Whether `take` would succeed now, taking nothing.
-    pub fn has_token(&mut self, now: Instant) -> bool {
-        let dt = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        self.tokens >= 1.0
     }
 }
 

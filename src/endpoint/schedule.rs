@@ -7,9 +7,9 @@
 //! A peer is *settled* when its deadline can only move through the engine:
 //! a confirmed, active session (or a lapsed one we do not probe for), no
 //! handshake of ours under way (one we answered, or put off, may be), and
-//! couriers that accepted a waker. Every other peer (probing, handshaking, or with a
-//! courier the engine must poll) is recomputed on every poll, as before;
-//! there are few of them.
+//! couriers that accepted a waker. Every other peer (probing, dialling, or
+//! with a courier the engine must poll) is recomputed on every poll, as
+//! before; there are few of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
