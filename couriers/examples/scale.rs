@@ -105,13 +105,8 @@ fn measure(identities: &[Identity]) -> Row {
     let server_addr: SocketAddr = "10.0.0.1:7400".parse().unwrap_or_else(|_| unreachable!());
     let mut busy = Duration::ZERO;
     let base = SERVER_LIVE.load(Ordering::Relaxed);
-    // SCALE_ACK_DELAY_MS: the server's max_ack_delay (a fleet server's
-    // setting: one acknowledgement per two updates); the default otherwise.
     let server_cfg = EndpointConfig {
-        max_ack_delay: std::env::var("SCALE_ACK_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map_or(octolink::DEFAULT_MAX_ACK_DELAY, Duration::from_millis),
+        max_ack_delay: fleet::server_max_ack_delay(),
         ..EndpointConfig::default()
     };
     let mut server = server_work(&mut busy, || {
@@ -204,10 +199,7 @@ fn measure(identities: &[Identity]) -> Row {
     let before = fleet.server.stats();
     let mut busy_steady = Duration::ZERO;
     let mut value = 0u64;
-    let seconds: u64 = std::env::var("SCALE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let seconds = fleet::measured_seconds(2);
     for ms in 0..seconds * 1000 {
         // Each client publishes every 50 ms, in its own phase (robots'
         // clocks are not in step).
@@ -324,12 +316,7 @@ impl Fleet {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() {
-        vec![50, 100, 200]
-    } else {
-        sizes
-    };
+    let sizes = fleet::sizes(&[50, 100, 200]);
     let identities = fleet::client_identities(sizes.iter().copied().max().unwrap_or(0));
     println!("| sessions | server engine CPU at 20 Hz each | per session (session state) | per peer (with associate and courier) | polled peers | datagrams in / out per session-second |");
     println!("|---|---|---|---|---|---|");

@@ -217,8 +217,8 @@ struct Row {
     packets_in: f64,
     packets_out: f64,
     send_errors: u64,
-    /// Peers the server re-examined on every poll at the end (probing or
-    /// handshaking: 0 while every client keeps up).
+    /// Peers the server re-examined on every poll at the end (0 once all
+    /// are settled).
     polled: usize,
 }
 
@@ -226,12 +226,7 @@ fn measure(ids: &[Identity]) -> Row {
     let n = ids.len();
     let server_identity = fixture_identity("a");
     let mut cfg = ChannelConfig::new("127.0.0.1:0".parse().expect("addr"), server_identity.clone());
-    if let Some(ms) = std::env::var("SCALE_ACK_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        cfg.endpoint.max_ack_delay = Duration::from_millis(ms);
-    }
+    cfg.endpoint.max_ack_delay = fleet::server_max_ack_delay();
     let channel = CommsChannel::start(cfg).expect("channel");
     let (server, server_addr) = (channel.node_id(), channel.local_addr());
     let keys: Vec<_> = ids.iter().map(|id| id.public().clone()).collect();
@@ -266,10 +261,7 @@ fn measure(ids: &[Identity]) -> Row {
     let handshakes = started.elapsed();
     clients.start_publishing(Instant::now());
     clients.run_for(Duration::from_secs(1));
-    let seconds: u64 = std::env::var("SCALE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let seconds = fleet::measured_seconds(5);
     let before = channel.stats().expect("stats");
     let (loop0, me0, published0, t0) = (
         thread_cpu_ns(&loop_task),
@@ -297,8 +289,7 @@ fn measure(ids: &[Identity]) -> Row {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let sizes = if sizes.is_empty() { vec![100, 1000] } else { sizes };
+    let sizes = fleet::sizes(&[100, 1000]);
     let identities = fleet::client_identities(sizes.iter().copied().max().unwrap_or(0));
     println!("| sessions | connected in | server loop thread CPU | per session-second | clients' thread CPU | updates per session-second | server datagrams in / out per session-second | client send errors | server's polled peers |");
     println!("|---|---|---|---|---|---|---|---|---|");

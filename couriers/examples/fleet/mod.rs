@@ -1,6 +1,8 @@
 //! What the scale examples share: the clients' RSA identities, generated
 //! once and cached, and the agent-state view a fleet server keeps of each.
 
+use std::time::Duration;
+
 use octolink::{Identity, NodeId};
 use octolink_couriers::{AgentState, AgentStateConfig, AgentStateCourier};
 use rand::SeedableRng;
@@ -58,4 +60,30 @@ pub fn pose_state(owner: NodeId, peer: NodeId) -> (AgentState, AgentStateCourier
     state.define(POSE, "pose", 200, &0u64).expect("define");
     let courier = state.courier(peer, AgentStateConfig::default());
     (state, courier)
+}
+
+/// The fleet sizes named on the command line, or `default`.
+pub fn sizes(default: &[usize]) -> Vec<usize> {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() {
+        default.to_vec()
+    } else {
+        sizes
+    }
+}
+
+/// `SCALE_ACK_DELAY_MS`: the server's `max_ack_delay` (a fleet server's
+/// setting: one acknowledgement per two updates at 100 ms); the engine's
+/// default otherwise.
+pub fn server_max_ack_delay() -> Duration {
+    env_number("SCALE_ACK_DELAY_MS").map_or(octolink::DEFAULT_MAX_ACK_DELAY, Duration::from_millis)
+}
+
+/// `SCALE_SECONDS`: how long the steady phase is measured, or `default`.
+pub fn measured_seconds(default: u64) -> u64 {
+    env_number("SCALE_SECONDS").unwrap_or(default)
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
