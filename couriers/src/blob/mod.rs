@@ -334,7 +334,10 @@ impl BlobCourier {
             Some(r) => Err(r),
             None => match &mut self.cfg.acceptor {
                 Acceptor::RejectAll => Err("not accepting blobs".to_string()),
-                Acceptor::Memory => Ok((Box::new(MemorySink::default()) as Box<dyn BlobSink>, None)),
+                // The size was checked against `max_incoming_size` above.
+                Acceptor::Memory => MemorySink::with_capacity(size)
+                    .map(|s| (Box::new(s) as Box<dyn BlobSink>, None))
+                    .map_err(|e| e.to_string()),
                 Acceptor::Directory(dir) => FileSink::create(dir, &name)
                     .map(|s| {
                         let path = s.target().to_path_buf();
