@@ -10,7 +10,7 @@ use quinn::{ClientConfig, Endpoint, ServerConfig};
 use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 
 use crate::relay::Relay;
-use crate::stats::{checksum, mib_per_s, payload, Fnv, Percentiles, Results};
+use crate::stats::{checksum, median_bulk, mib_per_s, payload, Fnv, Percentiles, Results};
 use crate::work::Work;
 
 fn configs() -> (ServerConfig, ClientConfig) {
@@ -154,7 +154,7 @@ pub fn run(w: &Work) -> Vec<Results> {
     let w = *w;
     let s64 = rt.block_on(rtt_stream(64, w));
     let s512 = rt.block_on(rtt_stream(512, w));
-    let b = rt.block_on(bulk(w.bulk_bytes, None, w.budget));
+    let b = median_bulk(&w, || rt.block_on(bulk(w.bulk_bytes, None, w.budget)));
     let l1 = rt.block_on(bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget));
     let l5 = rt.block_on(bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget));
     let dgram = rt.block_on(rtt_datagram(w));

@@ -9,6 +9,21 @@ pub fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / took.as_secs_f64() / (1 << 20) as f64
 }
 
+/// The median of `w.bulk_runs` runs of a clean bulk transfer (goodput and
+/// whether its checksum held), or `None` if any run failed: a stall is a
+/// finding, not an outlier. The checksum must hold in every run.
+pub fn median_bulk(w: &Work, mut run: impl FnMut() -> Option<(f64, bool)>) -> Option<(f64, bool)> {
+    let mut goodputs = Vec::with_capacity(w.bulk_runs);
+    let mut all_ok = true;
+    for _ in 0..w.bulk_runs.max(1) {
+        let (mib_s, ok) = run()?;
+        goodputs.push(mib_s);
+        all_ok &= ok;
+    }
+    goodputs.sort_by(f64::total_cmp);
+    Some((goodputs[goodputs.len() / 2], all_ok))
+}
+
 /// Times `w.warmup + w.round_trips` round trips on a polled peer, keeping
 /// those after the warm-up: `send` starts one, `poll` drives the peer once
 /// and says whether the echo is back. `None` if an echo takes over 10 s.
@@ -43,7 +58,7 @@ pub type BulkRun = fn(usize, Option<(Duration, f64)>, Duration) -> Option<(f64, 
 /// 64- and 512-byte round trips, a clean bulk run and two lossy ones.
 pub fn reliable_results(library: &str, mode: &str, w: &Work, rtt: RttRun, bulk: BulkRun) -> Results {
     let (rtt64, handshake) = rtt(64, w);
-    let b = bulk(w.bulk_bytes, None, w.budget);
+    let b = median_bulk(w, || bulk(w.bulk_bytes, None, w.budget));
     let lossy = |loss| bulk(w.lossy_bytes, Some((w.relay_delay, loss)), w.budget).map(|x| x.0);
     Results {
         library: library.into(),

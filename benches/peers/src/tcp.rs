@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Instant;
 
-use crate::stats::{checksum, mib_per_s, payload, Percentiles, Results};
+use crate::stats::{checksum, median_bulk, mib_per_s, payload, Percentiles, Results};
 use crate::work::Work;
 
 fn pair() -> Option<(TcpStream, TcpStream, std::time::Duration)> {
@@ -68,7 +68,7 @@ fn bulk(w: &Work) -> Option<(f64, bool)> {
 }
 
 pub fn run(w: &Work) -> Results {
-    let bulk = bulk(w);
+    let bulk = median_bulk(w, || bulk(w));
     Results {
         library: "TCP".into(),
         mode: "TCP_NODELAY, blocking std::net::TcpStream, one thread per side; no crypto".into(),
