@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 /// arithmetic (no float rounding, no `Duration::from_secs_f64` per packet).
 const UNITS_PER_BYTE: i128 = 1_000_000_000;
 
+/// How long `short` units take to refill at `rate` bytes a second, rounded
+/// up to the nanosecond. A packet's worth fits 64 bits, whose division is
+/// several times cheaper than 128-bit division (a call, per packet sent).
+fn wait_for(short: u128, rate: u64) -> Duration {
+    let ns = match u64::try_from(short) {
+        Ok(short) => short.div_ceil(rate),
+        Err(_) => u64::try_from(short.div_ceil(u128::from(rate))).unwrap_or(u64::MAX),
+    };
+    Duration::from_nanos(ns)
+}
+
 #[derive(Debug, Clone)]
 pub struct Pacer {
     /// Bytes per second.
@@ -38,16 +49,15 @@ impl Pacer {
     /// When the bucket as it stood at `last` is full.
     fn compute_full_at(&self) -> Instant {
         let short = (self.burst - self.tokens).max(0) as u128;
-        let wait_ns = short.div_ceil(u128::from(self.rate));
-        self.last + Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX))
+        self.last + wait_for(short, self.rate)
     }
 
     /// The bucket at `now` (never before `last`).
     fn tokens_at(&self, now: Instant) -> i128 {
         let elapsed = now.saturating_duration_since(self.last).as_nanos();
-        // Capped first: a long-idle session's elapsed time times a high
-        // rate would not fit.
-        let cap = (self.burst - self.tokens).max(0) as u128 / u128::from(self.rate) + 1;
+        // Capped first (at the time to fill up): a long-idle session's
+        // elapsed time times a high rate would not fit.
+        let cap = wait_for((self.burst - self.tokens).max(0) as u128, self.rate).as_nanos();
         let gained = (elapsed.min(cap) * u128::from(self.rate)) as i128;
         (self.tokens + gained).min(self.burst)
     }
@@ -63,9 +73,7 @@ impl Pacer {
         if tokens >= need {
             return now;
         }
-        let short = (need - tokens) as u128;
-        let wait_ns = short.div_ceil(u128::from(self.rate));
-        now + Duration::from_nanos(u64::try_from(wait_ns).unwrap_or(u64::MAX))
+        now + wait_for((need - tokens) as u128, self.rate)
     }
 
     /// When a packet of `len` bytes may go, judged from the last send (the
@@ -90,7 +98,14 @@ impl Pacer {
     }
 
     pub fn on_sent(&mut self, now: Instant, len: usize) {
-        self.tokens = self.tokens_at(now) - len as i128 * UNITS_PER_BYTE;
+        // A full bucket (the usual case short of a bulk transfer) needs no
+        // refill arithmetic.
+        let before = if now >= self.full_at {
+            self.burst
+        } else {
+            self.tokens_at(now)
+        };
+        self.tokens = before - len as i128 * UNITS_PER_BYTE;
         self.last = self.last.max(now);
         self.full_at = self.compute_full_at();
     }
