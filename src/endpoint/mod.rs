@@ -1,5 +1,6 @@
 //! The sans-IO CommsChannel engine.
 
+mod acks;
 mod answers;
 mod cookie;
 mod courier_slot;
@@ -137,6 +138,12 @@ impl TokenBucket {
 /// 4. Drain [`poll_event`](Self::poll_event).
 /// 5. Sleep until the socket is readable or [`poll_timeout`](Self::poll_timeout).
 ///
+/// A courier may answer what arrived between steps 1 and 3: the answer is
+/// built before the acknowledgements that arrived with it are applied, and
+/// they take effect at the next call (see `docs/architecture.md`). A
+/// courier's `Delivered` news therefore comes after that call, and step 5's
+/// `poll_timeout` must come before any sleep, as it always should.
+///
 /// ```
 /// use std::time::Instant;
 /// use octolink::{Endpoint, EndpointConfig, Identity, TrustStore};
@@ -204,6 +211,10 @@ pub struct Endpoint {
     pub(crate) wake_queue: std::sync::Arc<crate::waker::WakeQueue>,
     /// When to sign SYNs ahead of need (see `presign_handshakes`).
     pub(crate) presign_at: Option<Instant>,
+    /// The last ACK received, not applied yet (see `acks.rs`), and its
+    /// ranges (a reused buffer).
+    pub(crate) pending_ack: Option<acks::PendingAck>,
+    pub(crate) ack_ranges: Vec<(u64, u64)>,
 }
 
 /// The session directory: associates by node id (see
@@ -284,6 +295,8 @@ impl Endpoint {
             schedule: schedule::Schedule::default(),
             wake_queue: Default::default(),
             presign_at: None,
+            pending_ack: None,
+            ack_ranges: Vec::new(),
         };
         ep.rng.fill_bytes(&mut ep.cookie_key);
         // The seed: every stored associate enters the session directory.
@@ -638,6 +651,10 @@ impl Endpoint {
 
     /// Reports the fates of frames to their couriers.
     pub(crate) fn report_frames(&mut self, now: Instant, peer: NodeId) {
+        if self.delivered_scratch.is_empty() && self.lost_scratch.is_empty() {
+            // Most packets a bulk receiver gets acknowledge nothing it sent.
+            return;
+        }
         let ctx = self.courier_ctx(now, peer);
         let delivered = std::mem::take(&mut self.delivered_scratch);
         let lost = std::mem::take(&mut self.lost_scratch);

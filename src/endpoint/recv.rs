@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::acks::{apply_ack, PendingAck};
 use super::Endpoint;
 use crate::crypto::{NodeId, ReplayVerdict};
 use crate::event::{DisconnectReason, Event};
@@ -21,6 +22,8 @@ pub(crate) enum Deferred {
 impl Endpoint {
     /// Processes one received datagram. Never panics, whatever the bytes.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        // The ACK kept from the last datagram takes effect first, in order.
+        self.apply_pending_ack();
         self.stats.received.add(datagram.len());
         let header = match Header::decode(datagram) {
             Ok(h) => h,
@@ -146,27 +149,24 @@ impl Endpoint {
             eliciting |= frame.is_ack_eliciting();
             match frame {
                 Frame::Ack(ack) => {
-                    let samples_before = session.rtt.stats().samples;
-                    session.ack_delay_announcement.on_ack(ack.largest);
-                    let outcome = session.recovery.on_ack(
-                        now,
-                        ack.largest,
-                        ack.ranges.clone().into_iter(),
-                        // The peer held it no longer than it said it would.
-                        Duration::from_micros(ack.delay_us).min(session.peer_max_ack_delay),
-                        &mut session.rtt,
-                        &mut self.delivered_scratch,
-                        &mut self.lost_scratch,
-                    );
-                    apply_outcome(session, now, &outcome);
-                    if session.rtt.stats().samples > samples_before {
-                        if let Some(latest) = session.rtt.stats().latest {
-                            let cfg = self.cfg.link_quality;
-                            if let Some(good) = session.quality.on_rtt(&cfg, now, latest) {
-                                events.push(Event::LinkQuality { peer: peer_id, good });
-                            }
+                    // Kept for after the reply (`acks.rs`); a second one in
+                    // the same datagram (ours carry one) applies the first.
+                    if let Some(first) = self.pending_ack.take() {
+                        let cfg = self.cfg.link_quality;
+                        if let Some(good) = apply_ack(
+                            session,
+                            &cfg,
+                            &first,
+                            &self.ack_ranges,
+                            &mut self.delivered_scratch,
+                            &mut self.lost_scratch,
+                        ) {
+                            events.push(Event::LinkQuality { peer: peer_id, good });
                         }
                     }
+                    self.ack_ranges.clear();
+                    self.ack_ranges.extend(ack.ranges.clone());
+                    self.pending_ack = Some(PendingAck::new(peer_id, session.local_id, &ack, now));
                 }
                 Frame::Ping(token) => session.owe_pong(token),
                 Frame::AckDelay(us) => session.peer_max_ack_delay = Duration::from_micros(us),

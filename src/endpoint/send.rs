@@ -37,6 +37,19 @@ impl Endpoint {
     /// The next datagram to send, written into `buf` (which should hold at
     /// least the configured `max_datagram` bytes). Call until `None`.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        // An ACK that arrived since the last datagram went out waits until
+        // this one (a reply, likely) is built: see `acks.rs`.
+        if self.ack_due_before_sending() {
+            self.apply_pending_ack();
+        }
+        let sent = self.next_transmit(now, buf);
+        if sent.is_some() {
+            self.note_reply(now);
+        }
+        sent
+    }
+
+    fn next_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some((destination, datagram)) = self.handshake_out.pop_front() {
             if datagram.len() <= buf.len() {
                 buf[..datagram.len()].copy_from_slice(&datagram);

@@ -16,6 +16,9 @@ impl Endpoint {
     /// scheduled. Cheap: it looks at the peers something happened to since
     /// the last poll, not at every peer.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // A kept ACK may move the loss timer, free the window or reveal a
+        // loss to repair (`acks.rs`).
+        self.apply_pending_ack();
         self.refresh_schedule(true);
         let mut next = self.earliest_peer_deadline();
         let mut consider = |t: Option<Instant>| {
@@ -91,6 +94,7 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.apply_pending_ack();
         // Unsettled peers' timers all run below; only settled ones need
         // their deadlines current.
         self.refresh_schedule(false);
