@@ -118,3 +118,51 @@ fn shutdown_closes_sessions_and_saves_the_associates() {
     assert!(peer.last_success_ms.is_some());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn courier_data_events_stop_when_the_courier_asks_for_none() {
+    use octolink::stream::{Delivery, StreamConfig};
+    use octolink::{CourierId, CourierScope};
+    use octolink_couriers::MessageCourier;
+    let (a, b) = paired("127.0.0.1:0");
+    let courier = || {
+        Box::new(MessageCourier::new(
+            StreamConfig::new(Delivery::ReliableOrdered),
+            100,
+        ))
+    };
+    let tx = a
+        .register_courier(CourierScope::Peer(b.node_id()), CourierId(1), courier())
+        .unwrap();
+    let rx = b
+        .register_courier(CourierScope::Peer(a.node_id()), CourierId(1), courier())
+        .unwrap();
+    a.connect(b.node_id()).unwrap();
+    assert!(connected(&a, b.node_id()));
+    let send = |body: &'static [u8]| {
+        a.with_courier::<MessageCourier, _>(tx, move |c, now| c.send(now, body.to_vec(), None))
+            .unwrap()
+            .unwrap();
+    };
+    send(b"first");
+    let data = |e: &Event| matches!(e, Event::CourierData { .. });
+    assert!(b.wait_for(WAIT, data).is_some(), "reported by default");
+
+    b.set_courier_notify(rx, false).unwrap();
+    while b.events().try_recv().is_ok() {}
+    send(b"second");
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut got = Vec::new();
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        if let Some(m) = b.with_courier::<MessageCourier, _>(rx, |c, _| c.recv()).unwrap() {
+            got.push(m.body);
+        }
+    }
+    assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
+    // Events of the turn that received "second" were handed over before
+    // the command that read it ran.
+    assert!(
+        !b.events().try_iter().any(|e| data(&e)),
+        "no event once turned off"
+    );
+}

@@ -259,6 +259,8 @@ impl CommsChannel {
     }
 
     /// Registers a courier; get at it later with [`Self::with_courier`].
+    /// Its arrivals are reported as [`Event::CourierData`] (one event per
+    /// frame) until [`Self::set_courier_notify`] turns that off.
     pub fn register_courier(
         &self,
         scope: CourierScope,
@@ -270,6 +272,20 @@ impl CommsChannel {
             ep.set_courier_notify(h, true)?;
             Ok::<_, ApiError>(h)
         })??)
+    }
+
+    /// Whether the courier's arrivals are reported as
+    /// [`Event::CourierData`]. A courier the application reads on its own
+    /// schedule (a fleet server's latest-state views, say) needs no event
+    /// per frame: thousands a second would fill the event channel.
+    ///
+    /// ```no_run
+    /// # fn demo(ch: &octolink::driver::CommsChannel, h: octolink::CourierHandle) -> Result<(), octolink::driver::ChannelError> {
+    /// ch.set_courier_notify(h, false)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_courier_notify(&self, handle: CourierHandle, on: bool) -> Result<(), ChannelError> {
+        Ok(self.with_endpoint(move |ep, _| ep.set_courier_notify(handle, on))??)
     }
 
     /// A snapshot of the counters.
