@@ -192,6 +192,9 @@ pub fn run(w: &Work, busy: bool) -> Results {
             w.budget,
         )
     };
+    let b = median_bulk(w, || {
+        bulk(busy, ETHERNET_DATAGRAM, w.bulk_bytes, None, w.clean_budget).map(|m| (m, true))
+    });
     Results {
         library: if busy { "octolink API (busy-poll)" } else { "octolink API" }.into(),
         mode: format!(
@@ -200,13 +203,14 @@ pub fn run(w: &Work, busy: bool) -> Results {
         ),
         rtt64: rtt(busy, 64, w),
         rtt512: rtt(busy, 512, w),
-        bulk_mib_s: median_bulk(w, || bulk(busy, ETHERNET_DATAGRAM, w.bulk_bytes, None, w.budget).map(|m| (m, true)))
-            .map(|b| b.0),
+        bulk_mib_s: b.mib_s(),
         bulk_checksum_ok: Some(true),
         lossy1_mib_s: lossy(0.01),
         lossy5_mib_s: lossy(0.05),
         handshake: handshake(busy),
-        notes: vec!["bulk checksum: BLAKE3 digest verified by the receiving BlobCourier".into()],
+        notes: std::iter::once("bulk checksum: BLAKE3 digest verified by the receiving BlobCourier".into())
+            .chain(b.note())
+            .collect(),
     }
 }
 
@@ -231,17 +235,19 @@ pub fn repeat_bulk(w: &Work, n: usize) {
 /// Bulk alone with jumbo datagrams: what loopback (one robot's processes) or
 /// a jumbo-frame link allows. Compare with the raw-UDP jumbo row.
 pub fn run_jumbo(w: &Work) -> Results {
+    let b = median_bulk(w, || {
+        bulk(false, MAX_DATAGRAM, w.bulk_bytes, None, w.clean_budget).map(|m| (m, true))
+    });
     Results {
         library: format!("octolink API, {MAX_DATAGRAM}-byte datagrams"),
         mode: format!("as octolink API, bulk only, with max_datagram = {MAX_DATAGRAM}"),
-        bulk_mib_s: median_bulk(w, || {
-            bulk(false, MAX_DATAGRAM, w.bulk_bytes, None, w.budget).map(|m| (m, true))
-        })
-        .map(|b| b.0),
+        bulk_mib_s: b.mib_s(),
         bulk_checksum_ok: Some(true),
-        notes: vec![format!(
+        notes: std::iter::once(format!(
             "bulk with {MAX_DATAGRAM}-byte datagrams; its floor is the raw-UDP row of the same size"
-        )],
+        ))
+        .chain(b.note())
+        .collect(),
         ..Results::default()
     }
 }

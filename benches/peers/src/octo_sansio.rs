@@ -237,16 +237,17 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
 
 pub fn run(w: &Work) -> Results {
     let (rtt64, handshake) = rtt(64, w);
+    let b = median_bulk(w, || bulk(w.bulk_bytes, None, w.clean_budget).map(|m| (m, true)));
     Results {
         library: "octolink sans-IO".into(),
         mode: "Endpoint driven by a tight loop over non-blocking std::net::UdpSocket, one thread per node (ping-pong: one datagram in, the application, one flush per turn); reliable-ordered MessageCourier, BlobCourier for bulk; AES-256-GCM; 1452-byte datagrams".into(),
         rtt64,
         rtt512: rtt(512, w).0,
-        bulk_mib_s: median_bulk(w, || bulk(w.bulk_bytes, None, w.budget).map(|m| (m, true))).map(|b| b.0),
+        bulk_mib_s: b.mib_s(),
         bulk_checksum_ok: Some(true),
         lossy1_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget),
         lossy5_mib_s: bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget),
         handshake,
-        notes: Vec::new(),
+        notes: b.note().into_iter().collect(),
     }
 }

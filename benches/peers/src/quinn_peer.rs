@@ -154,7 +154,7 @@ pub fn run(w: &Work) -> Vec<Results> {
     let w = *w;
     let s64 = rt.block_on(rtt_stream(64, w));
     let s512 = rt.block_on(rtt_stream(512, w));
-    let b = median_bulk(&w, || rt.block_on(bulk(w.bulk_bytes, None, w.budget)));
+    let b = median_bulk(&w, || rt.block_on(bulk(w.bulk_bytes, None, w.clean_budget)));
     let l1 = rt.block_on(bulk(w.lossy_bytes, Some((w.relay_delay, 0.01)), w.budget));
     let l5 = rt.block_on(bulk(w.lossy_bytes, Some((w.relay_delay, 0.05)), w.budget));
     let dgram = rt.block_on(rtt_datagram(w));
@@ -164,12 +164,12 @@ pub fn run(w: &Work) -> Vec<Results> {
             mode: "quinn 0.11 + rustls (ring), default transport config, tokio multi-thread runtime (2 workers); bi-stream ping-pong, uni-stream bulk".into(),
             rtt64: s64.map(|s| s.0),
             rtt512: s512.map(|s| s.0),
-            bulk_mib_s: b.map(|x| x.0),
-            bulk_checksum_ok: b.map(|x| x.1),
+            bulk_mib_s: b.mib_s(),
+            bulk_checksum_ok: b.checksum_ok(),
             lossy1_mib_s: l1.map(|x| x.0),
             lossy5_mib_s: l5.map(|x| x.0),
             handshake: s64.map(|s| s.1),
-            notes: Vec::new(),
+            notes: b.note().into_iter().collect(),
         },
         Results {
             library: "quinn datagrams (unreliable)".into(),

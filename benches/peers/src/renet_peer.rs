@@ -192,7 +192,14 @@ fn bulk(bytes: usize, lossy: Option<(Duration, f64)>, budget: Duration) -> Optio
             off = end;
         }
     }
-    let (done, sum) = sink.join().ok()??;
+    let Some((done, sum)) = sink.join().ok()? else {
+        // Say why in the run's log: a stall is a finding.
+        eprintln!(
+            "renet bulk did not finish; client disconnected: {:?}",
+            client.client.disconnect_reason()
+        );
+        return None;
+    };
     Some((mib_per_s(bytes, done - t), sum == expected))
 }
 

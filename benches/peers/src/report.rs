@@ -65,6 +65,13 @@ pub fn table(results: &[Results]) -> String {
         let _ = write!(row, "| {} |", hs.map_or("n/a".into(), |h| format!("{:.0} µs", h)));
         let _ = writeln!(out, "{row}");
     }
+    let notes: Vec<String> = results
+        .iter()
+        .flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}", r.library)))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "\n{}", notes.join("\n"));
+    }
     out
 }
 

@@ -9,19 +9,53 @@ pub fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / took.as_secs_f64() / (1 << 20) as f64
 }
 
-/// The median of `w.bulk_runs` runs of a clean bulk transfer (goodput and
-/// whether its checksum held), or `None` if any run failed: a stall is a
-/// finding, not an outlier. The checksum must hold in every run.
-pub fn median_bulk(w: &Work, mut run: impl FnMut() -> Option<(f64, bool)>) -> Option<(f64, bool)> {
-    let mut goodputs = Vec::with_capacity(w.bulk_runs);
+/// A library's clean bulk runs: the median of those that finished (goodput,
+/// and whether every one's checksum held), and how many did not.
+pub struct BulkRuns {
+    pub median: Option<(f64, bool)>,
+    pub failed: usize,
+    pub runs: usize,
+}
+
+impl BulkRuns {
+    pub fn mib_s(&self) -> Option<f64> {
+        self.median.map(|m| m.0)
+    }
+
+    pub fn checksum_ok(&self) -> Option<bool> {
+        self.median.map(|m| m.1)
+    }
+
+    /// Says how many runs failed, if any: a stall is a finding, shown
+    /// beside the median of the runs that finished.
+    pub fn note(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            format!(
+                "bulk: {} of {} runs did not finish within the budget; the figure is the median of the others",
+                self.failed, self.runs
+            )
+        })
+    }
+}
+
+/// `w.bulk_runs` runs of a clean bulk transfer (goodput and whether its
+/// checksum held, `None` for a run that failed).
+pub fn median_bulk(w: &Work, mut run: impl FnMut() -> Option<(f64, bool)>) -> BulkRuns {
+    let runs = w.bulk_runs.max(1);
+    let mut goodputs = Vec::with_capacity(runs);
     let mut all_ok = true;
-    for _ in 0..w.bulk_runs.max(1) {
-        let (mib_s, ok) = run()?;
-        goodputs.push(mib_s);
-        all_ok &= ok;
+    for _ in 0..runs {
+        if let Some((mib_s, ok)) = run() {
+            goodputs.push(mib_s);
+            all_ok &= ok;
+        }
     }
     goodputs.sort_by(f64::total_cmp);
-    Some((goodputs[goodputs.len() / 2], all_ok))
+    BulkRuns {
+        median: goodputs.get(goodputs.len() / 2).map(|&m| (m, all_ok)),
+        failed: runs - goodputs.len(),
+        runs,
+    }
 }
 
 /// Times `w.warmup + w.round_trips` round trips on a polled peer, keeping
@@ -58,19 +92,19 @@ pub type BulkRun = fn(usize, Option<(Duration, f64)>, Duration) -> Option<(f64, 
 /// 64- and 512-byte round trips, a clean bulk run and two lossy ones.
 pub fn reliable_results(library: &str, mode: &str, w: &Work, rtt: RttRun, bulk: BulkRun) -> Results {
     let (rtt64, handshake) = rtt(64, w);
-    let b = median_bulk(w, || bulk(w.bulk_bytes, None, w.budget));
+    let b = median_bulk(w, || bulk(w.bulk_bytes, None, w.clean_budget));
     let lossy = |loss| bulk(w.lossy_bytes, Some((w.relay_delay, loss)), w.budget).map(|x| x.0);
     Results {
         library: library.into(),
         mode: mode.into(),
         rtt64,
         rtt512: rtt(512, w).0,
-        bulk_mib_s: b.map(|x| x.0),
-        bulk_checksum_ok: b.map(|x| x.1),
+        bulk_mib_s: b.mib_s(),
+        bulk_checksum_ok: b.checksum_ok(),
         lossy1_mib_s: lossy(0.01),
         lossy5_mib_s: lossy(0.05),
         handshake,
-        notes: Vec::new(),
+        notes: b.note().into_iter().collect(),
     }
 }
 

@@ -74,10 +74,12 @@ pub fn run(w: &Work) -> Results {
         mode: "TCP_NODELAY, blocking std::net::TcpStream, one thread per side; no crypto".into(),
         rtt64: rtt(64, w),
         rtt512: rtt(512, w),
-        bulk_mib_s: bulk.map(|b| b.0),
-        bulk_checksum_ok: bulk.map(|b| b.1),
+        bulk_mib_s: bulk.mib_s(),
+        bulk_checksum_ok: bulk.checksum_ok(),
         handshake: pair().map(|p| p.2),
-        notes: vec!["lossy bulk: not run (TCP cannot go through the UDP relay)".into()],
+        notes: std::iter::once("lossy bulk: not run (TCP cannot go through the UDP relay)".into())
+            .chain(bulk.note())
+            .collect(),
         ..Results::default()
     }
 }

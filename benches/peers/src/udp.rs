@@ -82,26 +82,32 @@ fn bulk(w: &Work, datagram: usize) -> Option<f64> {
 }
 
 pub fn run(w: &Work) -> Results {
+    let b = median_bulk(w, || bulk(w, ETHERNET_DATAGRAM).map(|m| (m, true)));
     Results {
         library: "raw UDP".into(),
         mode: "std::net::UdpSocket, non-blocking receive in a spin loop, one thread per side; no reliability, no crypto".into(),
         rtt64: rtt(64, w),
         rtt512: rtt(512, w),
-        bulk_mib_s: median_bulk(w, || bulk(w, ETHERNET_DATAGRAM).map(|m| (m, true))).map(|b| b.0),
-        notes: vec!["bulk: fire-and-forget 1452-byte datagrams; what arrives counts".into()],
+        bulk_mib_s: b.mib_s(),
+        notes: std::iter::once("bulk: fire-and-forget 1452-byte datagrams; what arrives counts".into())
+            .chain(b.note())
+            .collect(),
         ..Results::default()
     }
 }
 
 /// The bulk floor with jumbo datagrams, for the octolink jumbo row.
 pub fn run_jumbo(w: &Work) -> Results {
+    let b = median_bulk(w, || bulk(w, MAX_DATAGRAM).map(|m| (m, true)));
     Results {
         library: format!("raw UDP, {MAX_DATAGRAM}-byte datagrams"),
         mode: format!("as raw UDP, bulk only, {MAX_DATAGRAM}-byte datagrams"),
-        bulk_mib_s: median_bulk(w, || bulk(w, MAX_DATAGRAM).map(|m| (m, true))).map(|b| b.0),
-        notes: vec![format!(
+        bulk_mib_s: b.mib_s(),
+        notes: std::iter::once(format!(
             "bulk: fire-and-forget {MAX_DATAGRAM}-byte datagrams; what arrives counts"
-        )],
+        ))
+        .chain(b.note())
+        .collect(),
         ..Results::default()
     }
 }

@@ -9,8 +9,11 @@ pub struct Work {
     pub bulk_bytes: usize,
     pub lossy_bytes: usize,
     pub relay_delay: Duration,
-    /// Longest a bulk transfer may take; past it the figure is "n/a".
+    /// Longest a lossy bulk transfer may take; past it the figure is "n/a".
     pub budget: Duration,
+    /// Longest a clean bulk transfer may take (64 MiB at 5 MiB/s: a
+    /// library that needs longer has stalled).
+    pub clean_budget: Duration,
     /// Clean bulk transfers per library; the median is reported. One 64 MiB
     /// transfer takes well under a second on loopback, so a single one is
     /// mostly slow start and thread placement: runs of one build differed
@@ -28,6 +31,7 @@ impl Work {
                 lossy_bytes: 2 << 20,
                 relay_delay: Duration::from_millis(20),
                 budget: Duration::from_secs(20),
+                clean_budget: Duration::from_secs(20),
                 bulk_runs: 1,
             }
         } else {
@@ -38,6 +42,7 @@ impl Work {
                 lossy_bytes: 16 << 20,
                 relay_delay: Duration::from_millis(20),
                 budget: Duration::from_secs(120),
+                clean_budget: Duration::from_secs(20),
                 bulk_runs: 5,
             }
         }
