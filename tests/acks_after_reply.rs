@@ -183,3 +183,27 @@ fn a_kept_ack_applies_before_the_next_datagram_is_handled() {
     let _ = a.ep.poll_timeout();
     assert_eq!(delivered(&mut a), vec![second]);
 }
+
+#[test]
+fn what_a_closing_peer_acknowledged_is_delivered_not_failed() {
+    let (mut a, mut b, now) = connected_pair();
+    let id = messages(&mut a).send(now, b"last words".to_vec(), None).unwrap();
+    let datagram = one_datagram(&mut a, now);
+    b.ep.handle_datagram(now, a.addr, &datagram);
+    assert!(messages(&mut b).recv().is_some());
+    // B closes: its CLOSE packet carries the ACK of A's message.
+    b.ep.close(now, &a.ep.node_id()).unwrap();
+    let close = one_datagram(&mut b, now);
+    a.ep.handle_datagram(now, b.addr, &close);
+    let events: Vec<StreamEvent> = std::iter::from_fn(|| messages(&mut a).poll_event()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Delivered(d) if *d == id)),
+        "acknowledged in the close: {events:?}"
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, StreamEvent::Failed(_))),
+        "{events:?}"
+    );
+}

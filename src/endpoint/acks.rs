@@ -71,6 +71,14 @@ impl Endpoint {
         self.pending_ack.is_some_and(|p| p.replied)
     }
 
+    /// Applies the kept ACK if it is `peer`'s: its session is about to end,
+    /// and what it acknowledged was delivered, not failed.
+    pub(crate) fn apply_pending_ack_of(&mut self, peer: NodeId) {
+        if self.pending_ack.is_some_and(|p| p.peer == peer) {
+            self.apply_pending_ack();
+        }
+    }
+
     /// Applies the kept ACK, if any, as of its arrival.
     pub(crate) fn apply_pending_ack(&mut self) {
         let Some(p) = self.pending_ack.take() else {

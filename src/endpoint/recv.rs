@@ -256,6 +256,7 @@ impl Endpoint {
 
     /// Removes the peer's session and reports it.
     pub(crate) fn end_session(&mut self, now: Instant, peer_id: NodeId, reason: DisconnectReason) {
+        self.apply_pending_ack_of(peer_id);
         let celibacy = self.cfg.celibacy;
         let Some(p) = self.peers.get_mut(&peer_id) else {
             return;
