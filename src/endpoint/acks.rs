@@ -8,8 +8,9 @@
 //! of a datagram is kept (its ranges copied, without allocation once warm)
 //! and applied, exactly as it would have been on arrival, at the engine's
 //! next call that could need it: the next `handle_datagram`,
-//! `handle_timeout` or `poll_timeout`, or `poll_transmit` once a datagram
-//! went out since it arrived. The reply a courier writes in between is
+//! `handle_timeout` or `poll_timeout`, `poll_transmit` once a datagram
+//! went out since it arrived, or the end of its session (what it
+//! acknowledged was delivered, not failed). The reply a courier writes in between is
 //! built on the state before the ACK, as if the ACK had arrived a moment
 //! later. Every driver calls `poll_timeout` before it sleeps, so an ACK
 //! that frees the window or reveals a loss is acted on in the same turn.
