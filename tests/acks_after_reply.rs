@@ -2,47 +2,17 @@
 //! the datagram it came in (off the reply path), and before the engine
 //! sleeps; its RTT sample is taken at arrival.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use octolink::sim::{fixture_associate, fixture_identity};
-use octolink::stream::{Delivery, StreamConfig, StreamEvent};
-use octolink::{CourierHandle, CourierId, CourierScope, Endpoint, EndpointConfig, Role, TrustStore};
+use octolink::stream::StreamEvent;
 use octolink_couriers::MessageCourier;
 
-struct Node {
-    ep: Endpoint,
-    courier: CourierHandle,
-    addr: SocketAddr,
-}
-
-fn node(name: &str, other: &str, addr: SocketAddr, other_addr: SocketAddr, t0: Instant) -> Node {
-    let mut trust = TrustStore::new();
-    trust
-        .insert(fixture_associate(other, Role::Agent).with_address(other_addr))
-        .unwrap();
-    let mut ep = Endpoint::new(
-        EndpointConfig::default(),
-        fixture_identity(name),
-        trust,
-        [3; 32],
-        t0,
-        0,
-    )
-    .unwrap();
-    let peer = fixture_identity(other).id();
-    let courier = ep
-        .register_courier(
-            CourierScope::Peer(peer),
-            CourierId(1),
-            Box::new(MessageCourier::new(
-                StreamConfig::new(Delivery::ReliableOrdered),
-                100,
-            )),
-        )
-        .unwrap();
-    Node { ep, courier, addr }
-}
+// The round-trip benchmarks' two engines and MessageCouriers, wired back to
+// back (this test uses its nodes, not its timed round trip).
+#[allow(dead_code)]
+#[path = "../benches/common/mod.rs"]
+mod pair;
+use pair::{Node, Pair};
 
 fn messages(n: &mut Node) -> &mut MessageCourier {
     n.ep.courier_mut::<MessageCourier>(n.courier).unwrap()
@@ -82,19 +52,9 @@ fn settle(a: &mut Node, b: &mut Node, now: Instant) {
 }
 
 fn connected_pair() -> (Node, Node, Instant) {
-    let t0 = Instant::now();
-    let (a_addr, b_addr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
-    let mut a = node("a", "b", a_addr, b_addr, t0);
-    let mut b = node("b", "a", b_addr, a_addr, t0);
-    a.ep.connect(t0, &b.ep.node_id()).unwrap();
-    let mut now = t0;
-    for _ in 0..20 {
-        settle(&mut a, &mut b, now);
-        now += Duration::from_millis(1);
-    }
-    assert!(a.ep.is_connected(&b.ep.node_id()), "handshake");
+    let Pair { mut a, mut b, .. } = Pair::connected();
     // Whatever the handshake left unacknowledged, acknowledged.
-    now += Duration::from_millis(50);
+    let now = Instant::now() + Duration::from_millis(50);
     settle(&mut a, &mut b, now);
     (a, b, now)
 }
